@@ -1,0 +1,56 @@
+# make run   - install what is missing, migrate, serve at http://127.0.0.1:$(PORT) with gunicorn
+# make test  - install what is missing and run every test
+# make dev   - flask's development server with hot reload
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+VENDOR := static/vendor
+VENDOR_FILES := node_modules/htmx.org/dist/htmx.min.js \
+	node_modules/socket.io-client/dist/socket.io.min.js \
+	node_modules/bootstrap/dist/css/bootstrap.min.css \
+	node_modules/bootstrap/dist/js/bootstrap.bundle.min.js
+
+.PHONY: install run dev test migrate lint clean
+
+install: $(VENV)/.installed $(VENDOR)/.built
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VENDOR)/.built: node_modules/.package-lock.json
+	mkdir -p $(VENDOR)
+	cp $(VENDOR_FILES) $(VENDOR)/
+	touch $@
+
+instance/secret_key:
+	mkdir -p instance
+	umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $@
+
+migrate: install instance/secret_key
+	$(BIN)/flask --app wsgi db upgrade
+
+run: migrate
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+dev: migrate
+	$(BIN)/flask --app wsgi run --debug --port $(PORT)
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check webapp tests && $(BIN)/ruff format --check webapp tests
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR)

@@ -1,0 +1,119 @@
+// The only bridge from the socket to the DOM.
+//
+// Every server event carries `html`: a fragment whose elements have hx-swap-oob, rendered once
+// on the server for everyone. This file applies it with one generic htmx swap, keeps keyed
+// lists free of duplicates and in id order, and after every (re)connect catches each live list
+// up from the database so the page equals a fresh load.
+(function () {
+  "use strict";
+
+  const INSERTING = /^(afterbegin|beforeend|beforebegin|afterend)\b/;
+  let connectedBefore = false;
+  let catchingUp = 0;
+  let queued = [];
+
+  function setStatus(state, text) {
+    const badge = document.getElementById("connection-status");
+    if (!badge) return;
+    const styles = { connected: "text-bg-success", reconnecting: "text-bg-warning", offline: "text-bg-danger" };
+    badge.className = "badge " + (styles[state] || "text-bg-secondary");
+    badge.dataset.state = state;
+    badge.textContent = text;
+  }
+
+  function numericId(el) {
+    const value = Number(el.dataset.id);
+    return Number.isFinite(value) ? value : null;
+  }
+
+  // Move an inserted element so that its list stays ordered by data-id.
+  function placeInOrder(el) {
+    const list = el.parentElement;
+    const id = numericId(el);
+    if (!list || !list.dataset.order || id === null) return;
+    const desc = list.dataset.order === "desc";
+    const before = (other) => (desc ? numericId(other) < id : numericId(other) > id);
+    for (const other of list.children) {
+      if (other === el || numericId(other) === null) continue;
+      if (before(other)) {
+        if (other !== el.nextElementSibling) list.insertBefore(el, other);
+        return;
+      }
+    }
+    if (el !== list.lastElementChild) list.appendChild(el);
+  }
+
+  // Apply a server-rendered update: inserted elements the page already shows are dropped.
+  function apply(html) {
+    const tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    const inserted = [];
+    for (const wrapper of tpl.content.children) {
+      if (!INSERTING.test(wrapper.getAttribute("hx-swap-oob") || "")) continue;
+      for (const child of Array.from(wrapper.children)) {
+        if (child.id && document.getElementById(child.id)) child.remove();
+        else if (child.id) inserted.push(child.id);
+      }
+    }
+    htmx.swap(document.body, tpl.innerHTML, { swapStyle: "none" });
+    for (const id of inserted) {
+      const el = document.getElementById(id);
+      if (el) placeInOrder(el);
+    }
+  }
+
+  function handle(event, data) {
+    if (data && typeof data.html === "string") apply(data.html);
+    document.dispatchEvent(new CustomEvent("realtime:" + event, { detail: data }));
+  }
+
+  function ids(list) {
+    return Array.from(list.children).map(numericId).filter((id) => id !== null);
+  }
+
+  // First connect: fetch what was added between render and subscribe. Reconnect: re-fetch the
+  // whole window the page shows (and anything newer), so edits and deletions are caught too.
+  function catchUp(list, reconnect) {
+    const shown = ids(list);
+    const lastId = Math.max(Number(list.dataset.lastId || 0), ...shown);
+    const after = reconnect && shown.length ? Math.min(...shown) - 1 : lastId;
+    const url = list.dataset.catchupUrl + (list.dataset.catchupUrl.includes("?") ? "&" : "?") + "after=" + after;
+    const swap = reconnect && shown.length ? "innerHTML" : list.dataset.order === "asc" ? "beforeend" : "afterbegin";
+    return htmx.ajax("GET", url, { target: list, swap: swap }).then(() => {
+      list.dispatchEvent(new CustomEvent("realtime:caught-up", { bubbles: true }));
+    });
+  }
+
+  function catchUpAll(reconnect) {
+    const lists = document.querySelectorAll("[data-live-list]");
+    catchingUp += 1;
+    Promise.allSettled(Array.from(lists, (list) => catchUp(list, reconnect))).then(() => {
+      catchingUp -= 1;
+      if (catchingUp > 0) return;
+      const pending = queued;
+      queued = [];
+      for (const [event, data] of pending) handle(event, data);
+    });
+  }
+
+  function start() {
+    const socket = io({ transports: ["websocket"] });
+    window.realtime = { socket: socket };
+    socket.on("connect", () => {
+      setStatus("connected", "Live");
+      catchUpAll(connectedBefore);
+      connectedBefore = true;
+      document.dispatchEvent(new CustomEvent("realtime:connect"));
+    });
+    socket.on("disconnect", () => setStatus("reconnecting", "Reconnecting…"));
+    socket.io.on("reconnect_attempt", () => setStatus("reconnecting", "Reconnecting…"));
+    socket.io.on("reconnect_failed", () => setStatus("offline", "Offline"));
+    socket.onAny((event, data) => {
+      if (catchingUp > 0) queued.push([event, data]);
+      else handle(event, data);
+    });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

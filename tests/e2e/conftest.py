@@ -1,0 +1,17 @@
+import pytest
+
+from .server import LiveServer
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """gunicorn with one gevent websocket worker on SQLite, as `make run` serves it."""
+    server = LiveServer(
+        {"SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+         "MESSAGE_QUEUE_URL": ""},
+        log_path=tmp_path / "gunicorn.log",
+    )
+    server.migrate()
+    server.start()
+    yield server
+    server.stop()

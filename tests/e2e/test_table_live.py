@@ -1,0 +1,72 @@
+"""The live table end to end: gunicorn with the gevent websocket worker and real sockets."""
+
+import re
+
+import pytest
+import requests
+import socketio
+
+from .clients import BrowserSession, LiveSocket
+
+pytestmark = pytest.mark.e2e
+
+
+def row_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<tr id="row-(\d+)"', html)]
+
+
+def test_two_clients_receive_a_row_posted_over_http(live_server):
+    alice, bob = BrowserSession(live_server.url), BrowserSession(live_server.url)
+    sockets = [LiveSocket(alice).connect(), LiveSocket(bob).connect()]
+    response = alice.post("/table/rows", {"a": "19", "b": "23"})
+    assert response.status_code == 201
+    for sock in sockets:
+        sock.wait_for(lambda events: any(e == "table:row" for e, _ in events))
+        [row] = sock.of("table:row")
+        assert row["sum"] == 42 and (row["a"], row["b"]) == (19, 23)
+        assert row["id"] == 1 and 'id="row-1"' in row["html"]
+        assert 'hx-swap-oob' in row["html"]
+    for sock in sockets:
+        sock.disconnect()
+
+
+def test_reconnected_client_catches_up_exactly_the_missed_rows(live_server):
+    alice, bob = BrowserSession(live_server.url), BrowserSession(live_server.url)
+    alice_socket, bob_socket = LiveSocket(alice).connect(), LiveSocket(bob).connect()
+    alice.post("/table/rows", {"a": "1", "b": "1"})
+    bob_socket.wait_for(lambda events: len(events) >= 1)
+    last_seen = bob_socket.of("table:row")[-1]["id"]
+    bob_socket.disconnect()
+
+    missed = [alice.post("/table/rows", {"a": str(i), "b": "0"}) for i in range(2, 6)]
+    assert all(r.status_code == 201 for r in missed)
+    alice_socket.wait_for(lambda events: len(events) >= 5)
+
+    bob_socket = LiveSocket(bob).connect()
+    catchup = bob.http.get(f"{live_server.url}/table/rows?after={last_seen}", timeout=10).text
+    assert sorted(row_ids(catchup)) == [2, 3, 4, 5]
+    ack = bob_socket.client.call("table:catchup", {"after": last_seen}, timeout=10)
+    assert [r["id"] for r in ack["rows"]] == [2, 3, 4, 5]
+
+    # After the catch-up the page equals a fresh load: same rows, no gaps, no duplicates.
+    fresh = bob.load("/")
+    assert row_ids(fresh) == [5, 4, 3, 2, 1]
+    bob_socket.disconnect()
+    alice_socket.disconnect()
+
+
+def test_foreign_origin_cannot_open_a_socket(live_server):
+    session = BrowserSession(live_server.url)
+    foreign = LiveSocket(session, origin="http://evil.example")
+    # The server refuses the handshake; the client sees a refused or closed connection.
+    with pytest.raises((socketio.exceptions.ConnectionError, ValueError)):
+        foreign.connect()
+    assert not foreign.client.connected
+    same_origin = LiveSocket(session).connect()
+    assert same_origin.client.connected
+    same_origin.disconnect()
+
+
+def test_long_polling_is_refused(live_server):
+    response = requests.get(f"{live_server.url}/socket.io/?EIO=4&transport=polling", timeout=5)
+    assert response.status_code == 400

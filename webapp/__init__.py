@@ -1,0 +1,101 @@
+"""Application factory: a live shared table and a team chat, server-rendered and real-time."""
+
+import sqlite3
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+
+from .clock import display_time, iso_utc
+from .config import INSTANCE, ROOT, Config
+from .extensions import csrf, db, migrate, socketio
+from .htmx import is_htmx, wants_json
+
+
+def create_app(config_class: type = Config) -> Flask:
+    """Create and configure the app; the entry point (gunicorn, flask, tests) decides the server."""
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_object(config_class)
+    check_config(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_template_filters(app)
+    return app
+
+
+def check_config(app: Flask) -> None:
+    """Refuse settings that cannot work, with a message that says what to do."""
+    if not app.config.get("SECRET_KEY") and app.debug:
+        app.config["SECRET_KEY"] = "dev-only-not-secret"
+    if not app.config.get("SECRET_KEY"):
+        raise RuntimeError(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
+            "string (for example: python -c 'import secrets; print(secrets.token_hex(32))')."
+        )
+
+
+def register_extensions(app: Flask) -> None:
+    INSTANCE.mkdir(exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    socketio.init_app(
+        app,
+        message_queue=app.config["MESSAGE_QUEUE_URL"],
+        channel=app.config["SOCKETIO_CHANNEL"],
+        # Websocket only: no sticky sessions needed behind several workers or hosts.
+        transports=["websocket"],
+        # None means same origin only; listed origins are added for proxies that rewrite Host.
+        cors_allowed_origins=app.config["SOCKETIO_ALLOWED_ORIGINS"] or None,
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import health
+    from .table import bp as table_bp
+
+    app.register_blueprint(table_bp)
+    app.register_blueprint(health.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return _error_response(400, "The form expired or is missing its security token. "
+                                    "Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return _error_response(error.code or 500, error.description or error.name)
+
+
+def register_template_filters(app: Flask) -> None:
+    app.add_template_filter(iso_utc, "isotime")
+    app.add_template_filter(display_time, "displaytime")
+
+
+def _error_response(status: int, message: str):
+    if wants_json() or request.path.startswith("/healthz"):
+        return jsonify(ok=False, error=message), status
+    template = "_error_fragment.html" if is_htmx() else "error.html"
+    return render_template(template, status=status, message=message), status
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets readers run beside the writer; the busy timeout waits for a lock, briefly."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,58 @@
+"""Configuration read from the environment, with embedded defaults for one host."""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+def _secret_key() -> str | None:
+    """SECRET_KEY from the environment, else the file `make run` writes into instance/."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    path = INSTANCE / "secret_key"
+    if path.is_file():
+        return path.read_text().strip() or None
+    return None
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'webapp.db'}"
+    # Hosted providers still hand out postgres:// URLs; psycopg 3 is the driver we ship.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    SECRET_KEY = _secret_key()
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    MESSAGE_QUEUE_URL = os.environ.get("MESSAGE_QUEUE_URL") or None
+    # The queue channel: hosts that share one queue and one database must use the same name.
+    SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "flask-socketio")
+    # Extra origins allowed to open a socket (comma separated); same origin is always allowed.
+    SOCKETIO_ALLOWED_ORIGINS = [
+        o.strip() for o in os.environ.get("SOCKETIO_ALLOWED_ORIGINS", "").split(",") if o.strip()
+    ]
+    # A tab stays open for days: the CSRF token lives as long as the session.
+    WTF_CSRF_TIME_LIMIT = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    TABLE_PAGE_SIZE = 50
+    TABLE_CATCHUP_MAX = 1000
+
+
+class DevConfig(Config):
+    DEBUG = True
+    SECRET_KEY = Config.SECRET_KEY or "dev-only-not-secret"
+
+
+class TestConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    MESSAGE_QUEUE_URL = None

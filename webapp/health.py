@@ -1,0 +1,46 @@
+"""GET /healthz: is the database reachable, and the message queue when one is configured."""
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from .extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+def check_database() -> str:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return "ok"
+    except Exception:  # any driver error means the database is not usable
+        db.session.rollback()
+        return "down"
+
+
+def check_queue(url: str | None) -> str:
+    if not url:
+        return "off"
+    try:
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            import redis
+
+            redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+        else:
+            import kombu
+
+            with kombu.Connection(url, connect_timeout=2) as connection:
+                connection.ensure_connection(max_retries=1)
+        return "ok"
+    except Exception:  # unreachable, refused, auth: all mean the queue is down
+        return "down"
+
+
+@bp.get("/healthz")
+def healthz():
+    """Health of the database and the message queue; 503 when a configured one is down."""
+    status = {
+        "db": check_database(),
+        "queue": check_queue(current_app.config["MESSAGE_QUEUE_URL"]),
+    }
+    healthy = status["db"] == "ok" and status["queue"] in ("ok", "off")
+    return jsonify(status), 200 if healthy else 503

@@ -1,0 +1,20 @@
+"""Helpers for answering htmx and plain requests from the same view."""
+
+from flask import render_template, request
+
+
+def is_htmx() -> bool:
+    """True when the request was made by htmx (and so wants a fragment)."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def wants_json() -> bool:
+    """True when a non-browser client asked for JSON."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and not is_htmx()
+
+
+def render(page: str, fragment: str, status: int = 200, **context):
+    """Render ``fragment`` for htmx, the full ``page`` otherwise."""
+    template = fragment if is_htmx() else page
+    return render_template(template, **context), status

@@ -1,0 +1,31 @@
+"""The one place that emits Socket.IO events.
+
+Services call :func:`broadcast` after they have committed. The payload is the event's data
+fields plus ``html``, a fragment rendered once for every receiver (:func:`render_fragment`);
+browsers apply it with one generic out-of-band swap, other clients read the data fields. With a
+message queue configured the emit reaches the clients of every worker and host, also from a
+process that is not a web worker (the CLI).
+"""
+
+from typing import Any
+
+from flask import current_app, render_template
+
+from .extensions import socketio
+
+
+def render_fragment(template: str, **context: Any) -> str:
+    """Render a fragment that is the same for every viewer.
+
+    It is rendered outside the request that caused it, so nothing of that viewer (session,
+    CSRF token, login) can leak into what everyone receives, and the CLI can render it too.
+    """
+    with current_app.test_request_context("/"):
+        return render_template(template, **context)
+
+
+def broadcast(event: str, data: dict[str, Any], html: str, to: str | None = None) -> None:
+    """Send ``event`` with ``data`` and its rendered ``html`` to everyone (or a room)."""
+    payload = dict(data)
+    payload["html"] = html
+    socketio.emit(event, payload, to=to)

@@ -1,0 +1,14 @@
+"""Socket.IO events of the table (browsers only listen; scripts may ask to catch up)."""
+
+from ..extensions import socketio
+from . import services
+
+
+@socketio.on("table:catchup")
+def catchup(data):
+    """Sent by a non-browser client after (re)connecting: rows newer than ``after``."""
+    after = data.get("after") if isinstance(data, dict) else None
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        return {"ok": False, "error": "'after' must be a row id (a whole number, 0 or more)."}
+    rows = services.rows_after(after, 1000)
+    return {"ok": True, "rows": [row.to_dict() for row in reversed(rows)]}

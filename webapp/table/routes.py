@@ -1,0 +1,136 @@
+"""HTTP routes of the table: thin wrappers around the services."""
+
+import csv
+import io
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    stream_with_context,
+)
+
+from ..errors import NotFound, ValidationError
+from ..htmx import is_htmx, render, wants_json
+from . import bp, services
+
+PAGE_MAX = 200
+
+
+def _int_arg(name: str) -> int | None:
+    """An optional integer query parameter; 400 with a readable message when malformed."""
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        abort(400, description=f"Query parameter '{name}' must be a whole number.")
+
+
+def _page_context(**context) -> dict:
+    rows = services.latest_rows()
+    return {
+        "rows": rows,
+        "totals": services.totals(),
+        "last_id": rows[0].id if rows else 0,
+        "oldest_id": rows[-1].id if rows else 0,
+        "has_older": len(rows) == current_app.config["TABLE_PAGE_SIZE"],
+        **context,
+    }
+
+
+@bp.get("/")
+def index():
+    """The live table page."""
+    return render_template("table/index.html", **_page_context())
+
+
+@bp.get("/table/rows")
+def rows():
+    """Row fragments: the newest page, rows newer than ?after=ID, or older than ?before=ID."""
+    after, before, limit = _int_arg("after"), _int_arg("before"), _int_arg("limit")
+    if after is not None and before is not None:
+        abort(400, description="Use either 'after' or 'before', not both.")
+    if after is not None:
+        cap = current_app.config["TABLE_CATCHUP_MAX"]
+        found = services.rows_after(after, cap + 1)
+        response = Response(
+            render_template("table/_catchup.html", rows=found[-cap:], totals=services.totals())
+        )
+        if len(found) > cap:
+            # Too far behind to patch up row by row: htmx reloads the page.
+            response.headers["HX-Refresh"] = "true"
+        return response
+    page = current_app.config["TABLE_PAGE_SIZE"]
+    limit = min(max(limit or page, 1), PAGE_MAX)
+    found = (
+        services.rows_before(before, limit) if before is not None else services.latest_rows(limit)
+    )
+    return render_template(
+        "table/_page.html",
+        rows=found,
+        has_older=len(found) == limit,
+        oldest_id=found[-1].id if found else 0,
+        limit=limit,
+    )
+
+
+@bp.post("/table/rows")
+def add_row():
+    """Add a row from form fields a and b."""
+    try:
+        row = services.add_row(request.form.get("a"), request.form.get("b"))
+    except ValidationError as error:
+        if wants_json():
+            return jsonify(ok=False, error=str(error)), 422
+        return render(
+            "table/index.html", "table/_form_feedback.html", 422,
+            **({} if is_htmx() else _page_context()), error=str(error),
+            form=request.form,
+        )
+    if wants_json():
+        return jsonify(ok=True, **row.to_dict()), 201
+    return render(
+        "table/index.html", "table/_form_feedback.html", 201,
+        **({} if is_htmx() else _page_context()), added=row,
+    )
+
+
+@bp.delete("/table/rows/<int:row_id>")
+def delete_row(row_id: int):
+    """Delete a row; the answer carries the same update the other browsers receive."""
+    try:
+        services.delete_row(row_id)
+    except NotFound as error:
+        abort(404, description=str(error))
+    if wants_json():
+        return jsonify(ok=True, id=row_id)
+    return services.render_deleted(row_id)
+
+
+@bp.get("/table/rows.csv")
+def rows_csv():
+    """The whole table as CSV, oldest first, streamed."""
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["id", "a", "b", "sum", "created_at"])
+        for batch in services.iter_rows():
+            for row in batch:
+                data = row.to_dict()
+                writer.writerow([data["id"], data["a"], data["b"], data["sum"], data["created_at"]])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=table.csv"},
+    )

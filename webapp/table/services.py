@@ -1,0 +1,109 @@
+"""Table use cases: validate, commit, then broadcast. Routes, events and the CLI call these."""
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from ..errors import NotFound, ValidationError
+from ..extensions import db
+from ..realtime import broadcast, render_fragment
+from .models import Row
+
+LIMIT = 1_000_000_000
+MAX_INPUT_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class Totals:
+    count: int
+    total: int
+
+
+def parse_operand(name: str, value) -> int:
+    """An integer in -1,000,000,000 ... 1,000,000,000 from form input, or a ValidationError."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValidationError(f"{name.upper()} is required.")
+    if isinstance(value, bool):
+        raise ValidationError(f"{name.upper()} must be a whole number.")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        if len(text) > MAX_INPUT_LENGTH:
+            raise ValidationError(f"{name.upper()} is too long to be a number in range.")
+        sign, digits = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
+        if not (digits.isascii() and digits.isdigit()):
+            raise ValidationError(f"{name.upper()} must be a whole number, like 7 or -12.")
+        number = int(sign + digits)
+    if not -LIMIT <= number <= LIMIT:
+        raise ValidationError(f"{name.upper()} must be between -1,000,000,000 and 1,000,000,000.")
+    return number
+
+
+def totals() -> Totals:
+    """Row count and the total of the Sum column."""
+    count, total = db.session.execute(
+        select(func.count(Row.id), func.coalesce(func.sum(Row.sum), 0))
+    ).one()
+    return Totals(int(count), int(total))
+
+
+def latest_rows(limit: int | None = None) -> list[Row]:
+    """The newest rows, newest first."""
+    limit = limit or current_app.config["TABLE_PAGE_SIZE"]
+    return list(db.session.scalars(select(Row).order_by(Row.id.desc()).limit(limit)))
+
+
+def rows_before(before_id: int, limit: int) -> list[Row]:
+    """Rows older than ``before_id``, newest first (paging back)."""
+    query = select(Row).where(Row.id < before_id).order_by(Row.id.desc()).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def rows_after(after_id: int, limit: int) -> list[Row]:
+    """Rows newer than ``after_id``, newest first; at most ``limit`` of the oldest such rows."""
+    query = select(Row).where(Row.id > after_id).order_by(Row.id.asc()).limit(limit)
+    return list(reversed(list(db.session.scalars(query))))
+
+
+def add_row(a, b) -> Row:
+    """Validate and store a row, then push it to every client."""
+    row_a, row_b = parse_operand("a", a), parse_operand("b", b)
+    row = Row(a=row_a, b=row_b, sum=row_a + row_b)
+    db.session.add(row)
+    db.session.commit()
+    broadcast_row(row)
+    return row
+
+
+def delete_row(row_id: int) -> None:
+    """Delete a row, then tell every client; NotFound if there is no such row."""
+    row = db.session.get(Row, row_id)
+    if row is None:
+        raise NotFound(f"There is no row {row_id}.")
+    db.session.delete(row)
+    db.session.commit()
+    broadcast("table:row-deleted", {"id": row_id}, render_deleted(row_id))
+
+
+def broadcast_row(row: Row) -> None:
+    html = render_fragment("table/_row_added.html", row=row, totals=totals())
+    broadcast("table:row", row.to_dict(), html)
+
+
+def render_deleted(row_id: int) -> str:
+    """The out-of-band fragment that removes a row and refreshes the footer."""
+    return render_fragment("table/_row_deleted.html", row_id=row_id, totals=totals())
+
+
+def iter_rows(batch_size: int = 1000):
+    """Every row, oldest first, in batches (for the CSV export)."""
+    last_id = 0
+    while True:
+        query = select(Row).where(Row.id > last_id).order_by(Row.id.asc()).limit(batch_size)
+        batch = list(db.session.scalars(query))
+        if not batch:
+            return
+        yield batch
+        last_id = batch[-1].id
