@@ -48,8 +48,14 @@
     const tpl = document.createElement("template");
     tpl.innerHTML = html;
     const inserted = [];
-    for (const wrapper of tpl.content.children) {
-      if (!INSERTING.test(wrapper.getAttribute("hx-swap-oob") || "")) continue;
+    for (const wrapper of Array.from(tpl.content.children)) {
+      const oob = wrapper.getAttribute("hx-swap-oob") || "";
+      // Removing what this page already removed (its own delete) is done.
+      if (oob === "delete" && wrapper.id && !document.getElementById(wrapper.id)) {
+        wrapper.remove();
+        continue;
+      }
+      if (!INSERTING.test(oob)) continue;
       for (const child of Array.from(wrapper.children)) {
         if (child.id && document.getElementById(child.id)) child.remove();
         else if (child.id) inserted.push(child.id);
@@ -72,16 +78,31 @@
   }
 
   // First connect: fetch what was added between render and subscribe. Reconnect: re-fetch the
-  // whole window the page shows (and anything newer), so edits and deletions are caught too.
+  // whole window the page shows (and anything newer) and replace it, so that edits and
+  // deletions made while disconnected are caught too. The answer is an out-of-band fragment
+  // applied like any socket event.
   function catchUp(list, reconnect) {
     const shown = ids(list);
+    const replace = reconnect && shown.length > 0;
     const lastId = Math.max(Number(list.dataset.lastId || 0), ...shown);
-    const after = reconnect && shown.length ? Math.min(...shown) - 1 : lastId;
-    const url = list.dataset.catchupUrl + (list.dataset.catchupUrl.includes("?") ? "&" : "?") + "after=" + after;
-    const swap = reconnect && shown.length ? "innerHTML" : list.dataset.order === "asc" ? "beforeend" : "afterbegin";
-    return htmx.ajax("GET", url, { target: list, swap: swap }).then(() => {
-      list.dispatchEvent(new CustomEvent("realtime:caught-up", { bubbles: true }));
-    });
+    const after = replace ? Math.min(...shown) - 1 : lastId;
+    const base = list.dataset.catchupUrl;
+    const url = base + (base.includes("?") ? "&" : "?") + "after=" + after;
+    return fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then((response) => {
+        if (response.headers.get("HX-Refresh") === "true") {
+          window.location.reload();
+          return null;
+        }
+        if (!response.ok) throw new Error("catch-up failed: " + response.status);
+        return response.text();
+      })
+      .then((html) => {
+        if (html === null) return;
+        if (replace) list.replaceChildren();
+        apply(html);
+        list.dispatchEvent(new CustomEvent("realtime:caught-up", { bubbles: true }));
+      });
   }
 
   function catchUpAll(reconnect) {

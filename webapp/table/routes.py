@@ -102,14 +102,14 @@ def add_row():
 
 @bp.delete("/table/rows/<int:row_id>")
 def delete_row(row_id: int):
-    """Delete a row; the answer carries the same update the other browsers receive."""
+    """Delete a row; htmx removes it from this page and the footer comes back out of band."""
     try:
         services.delete_row(row_id)
     except NotFound as error:
         abort(404, description=str(error))
     if wants_json():
         return jsonify(ok=True, id=row_id)
-    return services.render_deleted(row_id)
+    return render_template("table/_footer.html", oob=True, totals=services.totals())
 
 
 @bp.get("/table/rows.csv")
