@@ -98,3 +98,44 @@ def count_rows(app) -> int:
 
     with app.app_context():
         return db.session.scalar(select(func.count(Row.id)))
+
+
+PASSWORD = "correct horse battery"
+
+
+class Account:
+    """A registered, logged-in user: a CSRF-aware browser of their own and their sockets."""
+
+    def __init__(self, app, username: str, password: str = PASSWORD):
+        self.app = app
+        self.username = username
+        self.client = app.test_client()
+        self.browser = Browser(self.client)
+        response = self.browser.post("/register", {"username": username, "password": password},
+                                     htmx=False)
+        assert response.status_code == 303, response.get_data(as_text=True)
+        self.browser._token = None  # login starts a fresh session, with a new CSRF token
+        self.sockets = []
+
+    def socket(self):
+        """A Flask-SocketIO test client carrying this user's session cookie."""
+        sock = socketio.test_client(self.app, flask_test_client=self.client)
+        self.sockets.append(sock)
+        return sock
+
+
+@pytest.fixture
+def accounts(app):
+    """``accounts("alice")`` registers and logs in a user; sockets are closed afterwards."""
+    made = []
+
+    def make(username: str, password: str = PASSWORD) -> Account:
+        account = Account(app, username, password)
+        made.append(account)
+        return account
+
+    yield make
+    for account in made:
+        for sock in account.sockets:
+            if sock.is_connected():
+                sock.disconnect()

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
-from .extensions import csrf, db, migrate, socketio
+from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
 
 
@@ -47,6 +47,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    login_manager.init_app(app)
     socketio.init_app(
         app,
         message_queue=app.config["MESSAGE_QUEUE_URL"],
@@ -60,10 +61,14 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from . import health
+    from .auth import bp as auth_bp
+    from .chat import bp as chat_bp
     from .table import bp as table_bp
 
     app.register_blueprint(table_bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(chat_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -44,6 +44,11 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     TABLE_PAGE_SIZE = 50
     TABLE_CATCHUP_MAX = 1000
+    # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
+    # it is redis://..., else process memory (right for one process only).
+    PRESENCE_URL = os.environ.get("PRESENCE_URL") or None
+    # werkzeug's scrypt (n=2**15, r=8, p=1).
+    PASSWORD_HASH_METHOD = "scrypt"
 
 
 class DevConfig(Config):
@@ -56,3 +61,6 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret"
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     MESSAGE_QUEUE_URL = None
+    PRESENCE_URL = None
+    # Cheap hashing keeps the tests fast; the production method is checked in its own test.
+    PASSWORD_HASH_METHOD = "scrypt:1024:8:1"

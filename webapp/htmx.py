@@ -1,6 +1,6 @@
 """Helpers for answering htmx and plain requests from the same view."""
 
-from flask import render_template, request
+from flask import abort, render_template, request
 
 
 def is_htmx() -> bool:
@@ -18,3 +18,14 @@ def render(page: str, fragment: str, status: int = 200, **context):
     """Render ``fragment`` for htmx, the full ``page`` otherwise."""
     template = fragment if is_htmx() else page
     return render_template(template, **context), status
+
+
+def int_arg(name: str) -> int | None:
+    """An optional integer query parameter; 400 with a readable message when malformed."""
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        abort(400, description=f"Query parameter '{name}' must be a whole number.")

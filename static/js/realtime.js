@@ -119,7 +119,8 @@
 
   function start() {
     const socket = io({ transports: ["websocket"] });
-    window.realtime = { socket: socket };
+    // catchUp(): page scripts call it after joining a room, to close the gap since render.
+    window.realtime = { socket: socket, catchUp: () => catchUpAll(false) };
     socket.on("connect", () => {
       setStatus("connected", "Live");
       catchUpAll(connectedBefore);

@@ -2,9 +2,10 @@
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, DateTime, ForeignKey
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..auth.models import User
 from ..clock import iso_utc, utcnow
 from ..extensions import db
 
@@ -17,8 +18,14 @@ class Row(db.Model):
     b: Mapped[int] = mapped_column(BigInteger)
     sum: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who added the row, when they were logged in; the table works without an account.
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", name="fk_table_rows_user_id_users", ondelete="SET NULL")
+    )
+    user: Mapped[User | None] = relationship(lazy="joined")
 
     def to_dict(self) -> dict:
         """The data fields of the row, as sent to non-browser clients."""
         return {"id": self.id, "a": self.a, "b": self.b, "sum": self.sum,
-                "created_at": iso_utc(self.created_at)}
+                "created_at": iso_utc(self.created_at),
+                "user": self.user.username if self.user else None}

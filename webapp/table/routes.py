@@ -12,23 +12,14 @@ from flask import (
     request,
     stream_with_context,
 )
+from flask_login import current_user
 
 from ..errors import NotFound, ValidationError
+from ..htmx import int_arg as _int_arg
 from ..htmx import is_htmx, render, wants_json
 from . import bp, services
 
 PAGE_MAX = 200
-
-
-def _int_arg(name: str) -> int | None:
-    """An optional integer query parameter; 400 with a readable message when malformed."""
-    value = request.args.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        abort(400, description=f"Query parameter '{name}' must be a whole number.")
 
 
 def _page_context(**context) -> dict:
@@ -83,7 +74,8 @@ def rows():
 def add_row():
     """Add a row from form fields a and b."""
     try:
-        row = services.add_row(request.form.get("a"), request.form.get("b"))
+        user = current_user._get_current_object() if current_user.is_authenticated else None
+        row = services.add_row(request.form.get("a"), request.form.get("b"), user=user)
     except ValidationError as error:
         if wants_json():
             return jsonify(ok=False, error=str(error)), 422

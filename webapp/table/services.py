@@ -67,10 +67,10 @@ def rows_after(after_id: int, limit: int) -> list[Row]:
     return list(reversed(list(db.session.scalars(query))))
 
 
-def add_row(a, b) -> Row:
-    """Validate and store a row, then push it to every client."""
+def add_row(a, b, user=None) -> Row:
+    """Validate and store a row (added by ``user`` when logged in), then push it to every client."""
     row_a, row_b = parse_operand("a", a), parse_operand("b", b)
-    row = Row(a=row_a, b=row_b, sum=row_a + row_b)
+    row = Row(a=row_a, b=row_b, sum=row_a + row_b, user=user)
     db.session.add(row)
     db.session.commit()
     broadcast_row(row)

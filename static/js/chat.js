@@ -1,0 +1,324 @@
+// Chat page behaviour. It emits through window.realtime.socket (join, send, edit, delete,
+// typing, presence) and toggles classes and attributes; it never inserts HTML: realtime.js
+// applies every server-rendered fragment and tells us through "realtime:*" DOM events.
+(function () {
+  "use strict";
+
+  const IDLE_MS = 5 * 60 * 1000;     // no input for this long: Away
+  const TYPING_EVERY_MS = 1000;       // at most one chat:typing a second
+  const TYPING_SHOWN_MS = 5000;       // an indicator goes 5 s after the last keystroke
+  const ACK_TIMEOUT_MS = 10000;
+  const AWAY_KEY = "chat:appear-away";
+
+  const pending = new Map();          // client_id -> {room, body}: sent, not yet acknowledged
+  const typingTimers = new Map();
+  let joined = null;                  // the room this socket has joined
+  let stick = true;                   // keep the view at the bottom (user has not scrolled up)
+  let lastTyping = 0;
+  let lastActivity = Date.now();
+  let sentStatus = "online";
+  let editing = null;                 // id of the own message being edited
+  let ownSheet = null;
+  let keepScroll = null;              // distance from the bottom while older messages load
+
+  const $ = (id) => document.getElementById(id);
+  const page = () => $("chat-page");
+  const currentRoom = () => (page() && page().dataset.room) || null;
+  const socket = () => window.realtime && window.realtime.socket;
+  const connected = () => Boolean(socket() && socket().connected);
+  const sameName = (a, b) => String(a || "").toLowerCase() === String(b || "").toLowerCase();
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  // The answer of an event through its acknowledgement; null when not connected or no answer.
+  function emit(event, data) {
+    return new Promise((resolve) => {
+      if (!connected()) return resolve(null);
+      socket().timeout(ACK_TIMEOUT_MS).emit(event, data, (err, ack) => resolve(err ? null : ack));
+    });
+  }
+
+  function feedback(text, isError) {
+    const el = $("composer-feedback");
+    if (!el) return;
+    el.textContent = text || "";
+    el.classList.toggle("text-danger", Boolean(isError));
+  }
+
+  function showPending() {
+    if (pending.size) feedback(pending.size === 1 ? "1 message waiting to be sent…" : `${pending.size} messages waiting to be sent…`);
+    else if (!$("composer-feedback")?.classList.contains("text-danger")) feedback("");
+  }
+
+  // Own messages and own typing are told apart by CSS on data-author, for this user only.
+  function styleOwn() {
+    const user = page() && page().dataset.user;
+    if (!user || ownSheet || !("adoptedStyleSheets" in document)) return;
+    const who = `[data-author="${CSS.escape(user)}"]`;
+    ownSheet = new CSSStyleSheet();
+    ownSheet.replaceSync(
+      `.chat-message${who} { background: var(--bs-primary-bg-subtle); }\n` +
+      `.chat-message${who} .chat-actions { visibility: visible; }\n` +
+      `.chat-typing${who} { display: none; }`
+    );
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, ownSheet];
+  }
+
+  // Scrolling ------------------------------------------------------------------------------
+  function scroller() { return $("message-scroller"); }
+
+  function toBottom() {
+    const el = scroller();
+    if (el) el.scrollTop = el.scrollHeight;
+    stick = true;
+  }
+
+  function followIfStuck() { if (stick) toBottom(); }
+
+  // Rooms ----------------------------------------------------------------------------------
+  function newestShown() {
+    const list = $("messages");
+    if (!list) return 0;
+    const ids = Array.from(list.children, (el) => Number(el.dataset.id)).filter(Number.isFinite);
+    return Math.max(Number(list.dataset.lastId || 0), 0, ...ids);
+  }
+
+  function join() {
+    if (!connected()) return;                    // realtime:connect will call us
+    const room = currentRoom();
+    if (sameName(room, joined)) return;
+    if (joined && !room) emit("chat:leave", { room: joined });
+    joined = room;
+    if (!room) return;
+    emit("chat:join", { room }).then((ack) => {
+      if (!ack) return;
+      if (!ack.ok) return feedback(ack.error, true);
+      // Messages posted between this page's render and the join: fetch them.
+      if (ack.last_id > newestShown() && window.realtime.catchUp) window.realtime.catchUp();
+      resendPending();
+    });
+  }
+
+  // Sending, with resends under the same client id until the server acknowledges ---------
+  function send(item) {
+    return emit("chat:send", item).then((ack) => {
+      if (!ack) return showPending();            // resent after the next connect
+      pending.delete(item.client_id);
+      if (!ack.ok) {
+        feedback(ack.error, true);
+        const box = $("composer-body");
+        if (box && !box.value && sameName(item.room, currentRoom())) box.value = item.body;
+      }
+      showPending();
+    });
+  }
+
+  function resendPending() { for (const item of pending.values()) send(item); }
+
+  function submit() {
+    const box = $("composer-body");
+    const body = box.value;
+    if (!body.trim()) return feedback("Type a message first.", true);
+    if (editing) {
+      const id = editing;
+      emit("chat:edit", { id, body }).then((ack) => {
+        if (!ack) feedback("Not connected: the edit was not saved.", true);
+        else if (!ack.ok) feedback(ack.error, true);
+        else stopEditing(true);
+      });
+      return;
+    }
+    const item = { room: currentRoom(), body, client_id: uuid() };
+    pending.set(item.client_id, item);
+    box.value = "";
+    lastTyping = 0;
+    feedback("");
+    stick = true;
+    send(item);
+    box.focus();
+    if (!connected()) showPending();
+  }
+
+  // Editing and deleting own messages -------------------------------------------------------
+  function startEditing(article) {
+    const box = $("composer-body");
+    editing = Number(article.dataset.id);
+    box.value = article.querySelector(".chat-body").textContent;
+    $("composer").classList.add("is-editing");
+    document.querySelector('[data-action="cancel-edit"]').hidden = false;
+    feedback("Editing your message: Enter saves, Esc cancels.");
+    box.focus();
+  }
+
+  function stopEditing(clear) {
+    editing = null;
+    $("composer")?.classList.remove("is-editing");
+    const cancel = document.querySelector('[data-action="cancel-edit"]');
+    if (cancel) cancel.hidden = true;
+    if (clear && $("composer-body")) $("composer-body").value = "";
+    feedback("");
+  }
+
+  // Typing ---------------------------------------------------------------------------------
+  function typed() {
+    const room = currentRoom();
+    const now = Date.now();
+    if (!room || editing || now - lastTyping < TYPING_EVERY_MS || !$("composer-body").value.trim()) return;
+    lastTyping = now;
+    emit("chat:typing", { room });
+  }
+
+  function typingOf(user) {
+    return Array.from(document.querySelectorAll("#typing .chat-typing"))
+      .find((el) => el.dataset.author === user);
+  }
+
+  function showTyping(user) {
+    const el = typingOf(user);
+    if (!el) return;
+    el.hidden = false;
+    clearTimeout(typingTimers.get(user));
+    typingTimers.set(user, setTimeout(() => { el.hidden = true; }, TYPING_SHOWN_MS));
+  }
+
+  function hideTyping(user) {
+    const el = typingOf(user);
+    if (el) el.hidden = true;
+    clearTimeout(typingTimers.get(user));
+  }
+
+  // Presence: Away when every tab is hidden or idle, or when the user chooses it -----------
+  function wantedStatus() {
+    if (localStorage.getItem(AWAY_KEY) === "1") return "away";
+    if (document.visibilityState === "hidden") return "away";
+    if (Date.now() - lastActivity > IDLE_MS) return "away";
+    return "online";
+  }
+
+  function reportStatus() {
+    const status = wantedStatus();
+    if (status === sentStatus || !connected()) return;
+    sentStatus = status;
+    emit("presence:set", { status });
+  }
+
+  function active() {
+    lastActivity = Date.now();
+    if (sentStatus === "away") reportStatus();
+  }
+
+  // Wiring ---------------------------------------------------------------------------------
+  function pageShown() {
+    styleOwn();
+    const away = document.querySelector('[data-action="appear-away"]');
+    if (away) away.checked = localStorage.getItem(AWAY_KEY) === "1";
+    stopEditing(false);
+    const el = scroller();
+    if (el) {
+      el.addEventListener("scroll", () => {
+        stick = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
+      });
+      toBottom();
+    }
+    $("composer-body")?.focus();
+    join();
+  }
+
+  document.addEventListener("realtime:connect", () => {
+    joined = null;                 // a new socket has joined nothing yet
+    sentStatus = "online";         // and the server counts it online
+    join();
+    reportStatus();
+  });
+  document.addEventListener("realtime:chat:message", (e) => {
+    const message = e.detail || {};
+    hideTyping(message.author);
+    if (page() && sameName(message.author, page().dataset.user)) toBottom();
+    else followIfStuck();
+  });
+  document.addEventListener("realtime:chat:typing", (e) => {
+    if (e.detail && sameName(e.detail.room, currentRoom())) showTyping(e.detail.user);
+  });
+  document.addEventListener("realtime:chat:message-edited", followIfStuck);
+  document.addEventListener("realtime:caught-up", followIfStuck);
+
+  document.addEventListener("submit", (e) => {
+    if (e.target.id !== "composer" || !socket()) return;   // without a socket the form posts
+    e.preventDefault();
+    submit();
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.target.id !== "composer-body") return;
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $("composer").requestSubmit();
+    } else if (e.key === "Escape" && editing) {
+      stopEditing(true);
+    }
+  });
+  document.addEventListener("input", (e) => { if (e.target.id === "composer-body") typed(); });
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest("[data-action]");
+    if (!button) return;
+    const article = button.closest(".chat-message");
+    const action = button.dataset.action;
+    if (action === "edit" && article) startEditing(article);
+    else if (action === "cancel-edit") stopEditing(true);
+    else if (action === "delete" && article && window.confirm("Delete this message?")) {
+      emit("chat:delete", { id: Number(article.dataset.id) }).then((ack) => {
+        if (!ack) feedback("Not connected: the message was not deleted.", true);
+        else if (!ack.ok) feedback(ack.error, true);
+      });
+    }
+  });
+  document.addEventListener("change", (e) => {
+    if (e.target.dataset.action !== "appear-away") return;
+    if (e.target.checked) localStorage.setItem(AWAY_KEY, "1");
+    else localStorage.removeItem(AWAY_KEY);
+    reportStatus();
+  });
+  window.addEventListener("storage", (e) => {          // the choice made in another tab
+    if (e.key !== AWAY_KEY) return;
+    const away = document.querySelector('[data-action="appear-away"]');
+    if (away) away.checked = e.newValue === "1";
+    reportStatus();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") lastActivity = Date.now();
+    reportStatus();
+  });
+  for (const name of ["pointerdown", "keydown", "mousemove", "wheel", "touchstart", "focus"]) {
+    window.addEventListener(name, active, { passive: true, capture: true });
+  }
+  setInterval(reportStatus, 15000);
+
+  // "Load older" prepends messages: keep what the user looks at in place.
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    const el = scroller();
+    if (el && e.target.dataset && e.target.dataset.action === "load-older") {
+      keepScroll = el.scrollHeight - el.scrollTop;
+    }
+  });
+  document.addEventListener("htmx:oobAfterSwap", () => {
+    const el = scroller();
+    if (el && keepScroll !== null) {
+      el.scrollTop = el.scrollHeight - keepScroll;
+      keepScroll = null;
+    }
+  });
+  // A room link swapped the chat part of the page: join the room it shows.
+  document.addEventListener("htmx:afterSettle", (e) => {
+    if (e.target && e.target.id === "chat-page") pageShown();
+  });
+  document.addEventListener("htmx:historyRestore", pageShown);
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", pageShown);
+  else pageShown();
+})();

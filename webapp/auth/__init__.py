@@ -1,0 +1,7 @@
+"""Accounts: register, log in and out; Flask-Login loads the user from the session."""
+
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__)
+
+from . import login, routes  # noqa: E402,F401  (they register on bp and the login manager)

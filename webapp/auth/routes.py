@@ -1,0 +1,72 @@
+"""HTTP routes of accounts: register, log in, log out."""
+
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from ..errors import ValidationError
+from . import bp, services
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` when it is a path on this site, else None (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
+        return None
+    return target
+
+
+def _next_url() -> str:
+    return safe_next(request.values.get("next")) or url_for("chat.index")
+
+
+def _start_session(user) -> None:
+    # A fresh session on login: nothing from before (a planted session id) carries over.
+    session.clear()
+    login_user(user)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    """Create an account and log in."""
+    if request.method == "GET":
+        return render_template("auth/register.html", next=safe_next(request.args.get("next")))
+    try:
+        user = services.register(request.form.get("username"), request.form.get("password"))
+    except ValidationError as error:
+        return render_template(
+            "auth/register.html", error=str(error), username=request.form.get("username", ""),
+            next=safe_next(request.form.get("next")),
+        ), 422
+    _start_session(user)
+    flash(f"Welcome, {user.username}!", "success")
+    return redirect(_next_url(), 303)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Log in with a username and password."""
+    if request.method == "GET":
+        return render_template("auth/login.html", next=safe_next(request.args.get("next")))
+    try:
+        user = services.authenticate(request.form.get("username"), request.form.get("password"))
+    except ValidationError as error:
+        return render_template(
+            "auth/login.html", error=str(error), username=request.form.get("username", ""),
+            next=safe_next(request.form.get("next")),
+        ), 422
+    _start_session(user)
+    return redirect(_next_url(), 303)
+
+
+@bp.post("/logout")
+def logout():
+    """End the session."""
+    if current_user.is_authenticated:
+        logout_user()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("table.index"), 303)

@@ -1,0 +1,123 @@
+"""Socket.IO events of the chat, and the one connect/disconnect handler of the app.
+
+Anonymous sockets may connect (they watch the table); every chat event needs a login, checked
+here in each handler because ``login_required`` does not run for socket events. The login is
+the one in the session the socket saw when it connected.
+"""
+
+import functools
+import logging
+
+from flask import request
+from flask_login import current_user
+from flask_socketio import join_room, leave_room
+
+from ..errors import NotFound, ValidationError
+from ..extensions import db, socketio
+from . import services
+
+log = logging.getLogger(__name__)
+
+LOGIN_NEEDED = "Log in to chat."
+NOT_AN_OBJECT = "Send a JSON object with the event's fields."
+
+
+def chat_event(name: str):
+    """Register a handler ``fn(user, data) -> dict`` that answers every call through its ack."""
+
+    def register(fn):
+        @functools.wraps(fn)
+        def handler(*args):
+            if not current_user.is_authenticated:
+                return {"ok": False, "error": LOGIN_NEEDED}
+            if len(args) != 1 or not isinstance(args[0], dict):
+                return {"ok": False, "error": NOT_AN_OBJECT}
+            try:
+                return {"ok": True, **(fn(current_user._get_current_object(), args[0]) or {})}
+            except (ValidationError, NotFound) as error:
+                db.session.rollback()
+                return {"ok": False, "error": str(error)}
+            except Exception:  # a store or database failure, never the client's input
+                db.session.rollback()
+                log.exception("%s failed", name)
+                return {"ok": False, "error": "The server could not do that just now. Try again."}
+
+        return socketio.on(name)(handler)
+
+    return register
+
+
+@socketio.on("connect")
+def on_connect(*_auth):
+    """Sent by every browser tab and client when its socket opens; anonymous ones only watch."""
+    if current_user.is_authenticated:
+        try:
+            services.connected(request.sid, current_user._get_current_object())
+        except Exception:  # the presence store is down: the socket still works
+            db.session.rollback()
+            log.exception("presence on connect failed")
+
+
+@socketio.on("disconnect")
+def on_disconnect(*_reason):
+    """Sent (by the server itself) when a socket closes or stops answering pings."""
+    try:
+        services.disconnected(request.sid)
+    except Exception:
+        db.session.rollback()
+        log.exception("presence on disconnect failed")
+
+
+@chat_event("chat:join")
+def on_join(user, data):
+    """Sent by a room page (after every connect) or a client: receive this room's events."""
+    room = services.find_room(data.get("room"))
+    previous = services.enter_room(request.sid, user, room)
+    if previous:
+        leave_room(f"chat:{previous}")
+    join_room(services.channel(room))
+    services.join(user, room)
+    members = [{"user": u.username, "status": s} for u, s in services.members(room)]
+    return {"room": room.name, "last_id": services.last_message_id(room), "members": members}
+
+
+@chat_event("chat:leave")
+def on_leave(user, data):
+    """Sent by a room page when the user switches away, or by a client."""
+    room = services.find_room(data.get("room"))
+    leave_room(services.channel(room))
+    services.leave_room(request.sid, user, room)
+
+
+@chat_event("chat:send")
+def on_send(user, data):
+    """Sent by the composer (with a client id it reuses when it resends) or a client."""
+    room = services.find_room(data.get("room"))
+    message, _created = services.post_message(user, room, data.get("body"), data.get("client_id"))
+    return {"id": message.id}
+
+
+@chat_event("chat:edit")
+def on_edit(user, data):
+    """Sent by the author of a message to change its text."""
+    message = services.edit_message(user, data.get("id"), data.get("body"))
+    return {"id": message.id}
+
+
+@chat_event("chat:delete")
+def on_delete(user, data):
+    """Sent by the author of a message to remove it."""
+    services.delete_message(user, data.get("id"))
+    return {"id": data["id"]}
+
+
+@chat_event("chat:typing")
+def on_typing(user, data):
+    """Sent by the composer at most once a second while the user types."""
+    services.typing(user, services.find_room(data.get("room")))
+
+
+@chat_event("presence:set")
+def on_presence(user, data):
+    """Sent by a tab when it is hidden, idle or back, or when the user picks a status."""
+    return {"status": services.set_status(request.sid, user, data.get("status"))}

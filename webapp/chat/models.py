@@ -1,0 +1,69 @@
+"""Chat rooms, their members (with how far each has read) and messages."""
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..auth.models import User
+from ..clock import iso_utc, utcnow
+from ..extensions import db
+
+
+class Room(db.Model):
+    __tablename__ = "rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    # Lower case: room names are unique without regard to case, like usernames.
+    name_key: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Room {self.name}>"
+
+
+class Member(db.Model):
+    """A user who has opened a room; ``last_read_id`` counts what is unread for them."""
+
+    __tablename__ = "room_members"
+
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    last_read_id: Mapped[int] = mapped_column(default=0)
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # A resend of the same message (same client id) by the same author is stored once.
+        UniqueConstraint("author_id", "client_id", name="uq_messages_author_client_id"),
+        Index("ix_messages_room_id_id", "room_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    body: Mapped[str] = mapped_column(Text)
+    client_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Deleted messages keep their row (so a late resend of them is still recognised) but no body.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    room: Mapped[Room] = relationship(lazy="joined")
+    author: Mapped[User] = relationship(lazy="joined")
+
+    def to_dict(self) -> dict:
+        """The data fields of a message, as sent to non-browser clients."""
+        return {
+            "id": self.id,
+            "room": self.room.name,
+            "author": self.author.username,
+            "body": self.body,
+            "created_at": iso_utc(self.created_at),
+            "edited_at": iso_utc(self.edited_at) if self.edited_at else None,
+        }

@@ -1,0 +1,434 @@
+"""Who is connected, shared by every worker: one entry per socket connection.
+
+Each entry holds its user, the worker that holds the socket, the tab's status (online or away),
+the room it has joined and when it was last heard from. A user is Online when any of their
+connections is online, Away when all of them are away, Offline when there is none.
+
+Workers die without saying goodbye (kill -9, a lost host), so disconnects are not the ground
+truth: every worker refreshes a heartbeat key of its own with a time to live, and any worker's
+reaper drops the entries of workers whose key has expired and announces the users who changed.
+A worker also clears entries left under its own id (a reused pid) when it starts.
+
+The same store counts sends for flood control and throttles typing events, so the limits hold
+across workers. Backends: Redis when ``PRESENCE_URL`` or ``MESSAGE_QUEUE_URL`` is redis://...,
+else process memory (one process, or tests).
+"""
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+log = logging.getLogger(__name__)
+
+ONLINE, AWAY, OFFLINE = "online", "away", "offline"
+TAB_STATUSES = (ONLINE, AWAY)
+
+
+@dataclass
+class Connection:
+    sid: str
+    user_id: int
+    username: str
+    worker: str
+    status: str = ONLINE
+    room: str | None = None
+    last_seen: float = field(default_factory=time.time)
+
+
+def user_status(connections: Iterable[Connection]) -> str:
+    """Online if any tab is online, Away if every tab is away, Offline without a tab."""
+    statuses = {c.status for c in connections}
+    if not statuses:
+        return OFFLINE
+    return ONLINE if ONLINE in statuses else AWAY
+
+
+def default_worker_id() -> str:
+    # Host and pid: a pid is unique among the live processes of a host, so entries found under
+    # this id at start belong to a dead process that had the same pid.
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PresenceStore:
+    """The interface both backends implement."""
+
+    def __init__(self, worker_id: str | None = None):
+        self.worker_id = worker_id or default_worker_id()
+        self.started = False
+
+    # Connections ---------------------------------------------------------------------------
+    def add(self, connection: Connection) -> None:
+        raise NotImplementedError
+
+    def get(self, sid: str) -> Connection | None:
+        raise NotImplementedError
+
+    def update(self, sid: str, **fields) -> Connection | None:
+        """Change ``status``/``room`` of a connection (and refresh last_seen); None if gone."""
+        raise NotImplementedError
+
+    def remove(self, sid: str) -> Connection | None:
+        raise NotImplementedError
+
+    def connections(self, user_id: int) -> list[Connection]:
+        raise NotImplementedError
+
+    def status(self, user_id: int) -> str:
+        return user_status(self.connections(user_id))
+
+    def statuses(self, user_ids: Iterable[int]) -> dict[int, str]:
+        return {user_id: self.status(user_id) for user_id in user_ids}
+
+    # Workers -------------------------------------------------------------------------------
+    def heartbeat(self, ttl: float) -> set[int]:
+        """Mark this worker alive for ``ttl`` seconds.
+
+        Returns the users whose entries had to be written again because a reaper dropped them
+        while this worker was too slow to beat (a reaper on another worker thought it dead).
+        """
+        raise NotImplementedError
+
+    def reap(self) -> set[int]:
+        """Drop the entries of workers whose heartbeat expired; the user ids that lost some."""
+        raise NotImplementedError
+
+    def clear_worker(self, worker_id: str | None = None) -> set[int]:
+        """Drop every entry of a worker (this one by default); the user ids that lost some."""
+        raise NotImplementedError
+
+    # Limits --------------------------------------------------------------------------------
+    def allow(self, key: str, limit: int, window: float) -> bool:
+        """Count one event for ``key`` unless ``limit`` were counted in the last ``window`` s."""
+        raise NotImplementedError
+
+    def throttle(self, key: str, interval: float) -> bool:
+        """True at most once per ``interval`` seconds for ``key``."""
+        raise NotImplementedError
+
+
+class _MemoryState:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.connections: dict[str, Connection] = {}
+        self.alive: dict[str, float] = {}
+        self.counters: dict[str, deque] = {}
+        self.throttles: dict[str, float] = {}
+
+
+class MemoryPresence(PresenceStore):
+    """Everything in this process: right for one worker. ``state`` may be shared in tests."""
+
+    def __init__(self, worker_id: str | None = None, state: _MemoryState | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(worker_id)
+        self.state = state or _MemoryState()
+        self.clock = clock
+
+    def add(self, connection: Connection) -> None:
+        with self.state.lock:
+            self.state.connections[connection.sid] = connection
+
+    def get(self, sid: str) -> Connection | None:
+        with self.state.lock:
+            return self.state.connections.get(sid)
+
+    def update(self, sid: str, **fields) -> Connection | None:
+        with self.state.lock:
+            connection = self.state.connections.get(sid)
+            if connection is not None:
+                for name, value in fields.items():
+                    setattr(connection, name, value)
+                connection.last_seen = time.time()
+            return connection
+
+    def remove(self, sid: str) -> Connection | None:
+        with self.state.lock:
+            return self.state.connections.pop(sid, None)
+
+    def connections(self, user_id: int) -> list[Connection]:
+        with self.state.lock:
+            return [c for c in self.state.connections.values() if c.user_id == user_id]
+
+    def heartbeat(self, ttl: float) -> set[int]:
+        with self.state.lock:
+            self.state.alive[self.worker_id] = self.clock() + ttl
+        return set()
+
+    def reap(self) -> set[int]:
+        now = self.clock()
+        with self.state.lock:
+            dead = {w for w, until in self.state.alive.items() if until <= now}
+            # Entries of a worker that never beat at all are dead too (except our own).
+            dead |= {c.worker for c in self.state.connections.values()
+                     if c.worker not in self.state.alive and c.worker != self.worker_id}
+            for worker in dead:
+                self.state.alive.pop(worker, None)
+        users: set[int] = set()
+        for worker in dead - {self.worker_id}:
+            users |= self.clear_worker(worker)
+        return users
+
+    def clear_worker(self, worker_id: str | None = None) -> set[int]:
+        worker_id = worker_id or self.worker_id
+        with self.state.lock:
+            gone = [c for c in self.state.connections.values() if c.worker == worker_id]
+            for connection in gone:
+                del self.state.connections[connection.sid]
+        return {c.user_id for c in gone}
+
+    def allow(self, key: str, limit: int, window: float) -> bool:
+        now = self.clock()
+        with self.state.lock:
+            hits = self.state.counters.setdefault(key, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return False
+            hits.append(now)
+            return True
+
+    def throttle(self, key: str, interval: float) -> bool:
+        now = self.clock()
+        with self.state.lock:
+            if self.state.throttles.get(key, 0) > now:
+                return False
+            self.state.throttles[key] = now + interval
+            if len(self.state.throttles) > 10_000:  # forget expired keys now and then
+                self.state.throttles = {k: t for k, t in self.state.throttles.items() if t > now}
+            return True
+
+
+# Count within a sliding window atomically, so that workers racing never let an 11th through.
+_ALLOW_SCRIPT = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
+return 1
+"""
+
+
+class RedisPresence(PresenceStore):
+    """Entries in Redis, shared by every worker and host that uses the same URL and prefix.
+
+    Keys: ``conn:<sid>`` (hash), ``user:<id>`` and ``worker:<id>`` (sets of sids), ``workers``
+    (set), ``alive:<worker>`` (heartbeat with a TTL), ``flood:*`` and ``throttle:*``.
+    """
+
+    def __init__(self, url: str, prefix: str = "presence:", worker_id: str | None = None):
+        import redis
+
+        super().__init__(worker_id)
+        self.redis = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        self.prefix = prefix
+        self._allow = self.redis.register_script(_ALLOW_SCRIPT)
+        # This worker's own connections: what the store must hold for it (see heartbeat).
+        self.local: dict[str, Connection] = {}
+
+    def _key(self, *parts) -> str:
+        return self.prefix + ":".join(str(p) for p in parts)
+
+    @staticmethod
+    def _decode(sid: str, data: dict) -> Connection | None:
+        if not data:
+            return None
+        return Connection(
+            sid=sid, user_id=int(data["user_id"]), username=data["username"],
+            worker=data["worker"], status=data.get("status", ONLINE),
+            room=data.get("room") or None, last_seen=float(data.get("last_seen", 0)),
+        )
+
+    def add(self, connection: Connection) -> None:
+        if connection.worker == self.worker_id:
+            self.local[connection.sid] = connection
+        self._write([connection])
+
+    def _write(self, connections: Iterable[Connection]) -> None:
+        pipe = self.redis.pipeline()
+        for connection in connections:
+            self._queue_write(pipe, connection)
+        pipe.execute()
+
+    def _queue_write(self, pipe, connection: Connection) -> None:
+        data = {k: ("" if v is None else v) for k, v in asdict(connection).items() if k != "sid"}
+        pipe.hset(self._key("conn", connection.sid), mapping=data)
+        pipe.sadd(self._key("user", connection.user_id), connection.sid)
+        pipe.sadd(self._key("worker", connection.worker), connection.sid)
+        pipe.sadd(self._key("workers"), connection.worker)
+
+    def get(self, sid: str) -> Connection | None:
+        return self._decode(sid, self.redis.hgetall(self._key("conn", sid)))
+
+    def update(self, sid: str, **fields) -> Connection | None:
+        key = self._key("conn", sid)
+        if not self.redis.exists(key):
+            return None
+        values = {k: ("" if v is None else v) for k, v in fields.items()}
+        values["last_seen"] = time.time()
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping=values)
+        pipe.hgetall(key)
+        connection = self._decode(sid, pipe.execute()[-1])
+        if connection is not None and sid in self.local:
+            self.local[sid] = connection
+        return connection
+
+    def remove(self, sid: str) -> Connection | None:
+        self.local.pop(sid, None)
+        connection = self.get(sid)
+        if connection is None:
+            return None
+        self._drop([connection])
+        return connection
+
+    def _drop(self, connections: list[Connection]) -> None:
+        pipe = self.redis.pipeline()
+        for c in connections:
+            pipe.delete(self._key("conn", c.sid))
+            pipe.srem(self._key("user", c.user_id), c.sid)
+            pipe.srem(self._key("worker", c.worker), c.sid)
+        pipe.execute()
+
+    def _load(self, sids: Iterable[str]) -> list[Connection]:
+        sids = list(sids)
+        pipe = self.redis.pipeline()
+        for sid in sids:
+            pipe.hgetall(self._key("conn", sid))
+        found = [self._decode(sid, data) for sid, data in zip(sids, pipe.execute())]
+        return [c for c in found if c is not None]
+
+    def connections(self, user_id: int) -> list[Connection]:
+        return self._load(self.redis.smembers(self._key("user", user_id)))
+
+    def statuses(self, user_ids: Iterable[int]) -> dict[int, str]:
+        user_ids = list(user_ids)
+        pipe = self.redis.pipeline()
+        for user_id in user_ids:
+            pipe.smembers(self._key("user", user_id))
+        sids_per_user = pipe.execute()
+        pipe = self.redis.pipeline()
+        for sids in sids_per_user:
+            for sid in sids:
+                pipe.hget(self._key("conn", sid), "status")
+        answers = iter(pipe.execute())
+        result = {}
+        for user_id, sids in zip(user_ids, sids_per_user):
+            tabs = [Connection("", user_id, "", "", status) for sid in sids
+                    if (status := next(answers)) is not None]
+            result[user_id] = user_status(tabs)
+        return result
+
+    def heartbeat(self, ttl: float) -> set[int]:
+        pipe = self.redis.pipeline()
+        pipe.set(self._key("alive", self.worker_id), "1", px=max(1, int(ttl * 1000)))
+        pipe.sadd(self._key("workers"), self.worker_id)
+        pipe.smembers(self._key("worker", self.worker_id))
+        stored = pipe.execute()[-1]
+        local = dict(self.local)
+        if stored == set(local):
+            return set()
+        # A reaper dropped us while we were slow, or a disconnect was half written: make the
+        # store hold exactly this worker's live connections again.
+        extra = stored - set(local)
+        if extra:
+            self._drop(self._load(extra))
+            self.redis.srem(self._key("worker", self.worker_id), *extra)
+        missing = [c for sid, c in local.items() if sid not in stored]
+        self._write(missing)
+        return {c.user_id for c in missing}
+
+    def reap(self) -> set[int]:
+        workers = self.redis.smembers(self._key("workers"))
+        others = [w for w in workers if w != self.worker_id]
+        pipe = self.redis.pipeline()
+        for worker in others:
+            pipe.exists(self._key("alive", worker))
+        users: set[int] = set()
+        for worker, alive in zip(others, pipe.execute()):
+            # Only the reaper that removes the worker from the set drops its entries.
+            if not alive and self.redis.srem(self._key("workers"), worker):
+                users |= self.clear_worker(worker)
+        return users
+
+    def clear_worker(self, worker_id: str | None = None) -> set[int]:
+        worker_id = worker_id or self.worker_id
+        connections = self._load(self.redis.smembers(self._key("worker", worker_id)))
+        self._drop(connections)
+        self.redis.delete(self._key("worker", worker_id))
+        return {c.user_id for c in connections}
+
+    def allow(self, key: str, limit: int, window: float) -> bool:
+        # Redis' own clock: workers on several hosts agree on it.
+        seconds, micros = self.redis.time()
+        now = seconds + micros / 1_000_000
+        member = f"{now}:{uuid.uuid4().hex[:8]}"
+        return bool(self._allow(keys=[self._key("flood", key)], args=[now, window, limit, member]))
+
+    def throttle(self, key: str, interval: float) -> bool:
+        return bool(self.redis.set(self._key("throttle", key), "1", nx=True,
+                                   px=max(1, int(interval * 1000))))
+
+
+def create_store(app) -> PresenceStore:
+    """The store this app's configuration asks for."""
+    url = app.config.get("PRESENCE_URL") or app.config.get("MESSAGE_QUEUE_URL") or ""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        prefix = app.config.get("PRESENCE_KEY_PREFIX") or f"{app.config['SOCKETIO_CHANNEL']}:presence:"
+        return RedisPresence(url, prefix=prefix)
+    if url:
+        log.warning("Presence is kept in process memory: with several workers set PRESENCE_URL "
+                    "to a redis:// URL so that they share it.")
+    return MemoryPresence()
+
+
+def init_app(app) -> None:
+    app.config.setdefault("CHAT_PAGE_SIZE", 50)
+    app.config.setdefault("CHAT_CATCHUP_MAX", 1000)
+    app.config.setdefault("PRESENCE_HEARTBEAT_SECONDS", 5.0)
+    app.config.setdefault("PRESENCE_TTL_SECONDS", 15.0)
+    # Tests drive the heartbeat and the reaper by hand.
+    app.config.setdefault("PRESENCE_BACKGROUND", not app.testing)
+    app.extensions["presence"] = create_store(app)
+
+
+def start_worker(app, store: PresenceStore, announce: Callable[[set[int]], None]) -> None:
+    """Once per worker process: clear our stale entries, beat, and reap dead workers forever."""
+    if store.started:
+        return
+    store.started = True
+    interval = app.config["PRESENCE_HEARTBEAT_SECONDS"]
+    ttl = app.config["PRESENCE_TTL_SECONDS"]
+    stale = store.clear_worker()
+    store.heartbeat(ttl)
+    stale |= store.reap()
+    if stale:
+        announce(stale)
+    if not app.config["PRESENCE_BACKGROUND"]:
+        return
+
+    from ..extensions import socketio
+
+    def beat_and_reap():
+        while True:
+            socketio.sleep(interval)
+            try:
+                changed = store.heartbeat(ttl) | store.reap()
+                if changed:
+                    with app.app_context():
+                        announce(changed)
+            except Exception:  # the store is down for a moment: try again next beat
+                log.exception("presence heartbeat failed")
+
+    socketio.start_background_task(beat_and_reap)

@@ -1,0 +1,137 @@
+"""HTTP routes of the chat: thin wrappers around the services; every page needs a login."""
+
+import json
+
+from flask import Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..errors import NotFound, ValidationError
+from ..htmx import int_arg, is_htmx, render, wants_json
+from . import bp, services
+
+PAGE_MAX = 200
+
+
+def _room_or_404(name: str):
+    try:
+        return services.find_room(name)
+    except (NotFound, ValidationError):
+        abort(404, description=f"There is no room '{name}'.")
+
+
+def _user():
+    return current_user._get_current_object()
+
+
+def _room_context(room, **context) -> dict:
+    messages = services.latest_messages(room, current_app.config["CHAT_PAGE_SIZE"])
+    return {
+        "current_room": room,
+        "rooms": services.rooms_with_unread(_user()),
+        "messages": messages,
+        "members": services.members(room),
+        "last_id": services.last_message_id(room),
+        "oldest_id": messages[0].id if messages else 0,
+        "has_older": len(messages) == current_app.config["CHAT_PAGE_SIZE"],
+        **context,
+    }
+
+
+@bp.get("/chat")
+@login_required
+def index():
+    """The room list, with unread counts."""
+    return render_template("chat/index.html", rooms=services.rooms_with_unread(_user()))
+
+
+@bp.post("/chat/rooms")
+@login_required
+def create_room():
+    """Create a room from form field `name` and go there."""
+    try:
+        room = services.create_room(request.form.get("name"))
+    except ValidationError as error:
+        if wants_json():
+            return jsonify(ok=False, error=str(error)), 422
+        return render(
+            "chat/index.html", "chat/_room_form.html", 422,
+            rooms=services.rooms_with_unread(_user()), error=str(error),
+            name=request.form.get("name", ""),
+        )
+    url = url_for("chat.room", name=room.name)
+    if wants_json():
+        return jsonify(ok=True, room=room.name, url=url), 201
+    if is_htmx():
+        # Open the new room like a room link does: only the chat part of the page changes.
+        location = {"path": url, "target": "#chat-page", "select": "#chat-page", "swap": "outerHTML"}
+        return "", 201, {"HX-Location": json.dumps(location)}
+    return redirect(url, 303)
+
+
+@bp.get("/chat/<name>")
+@login_required
+def room(name: str):
+    """A room: recent history, members and their presence, the composer."""
+    room = _room_or_404(name)
+    services.join(_user(), room)
+    return render_template("chat/room.html", **_room_context(room))
+
+
+@bp.get("/chat/<name>/messages")
+@login_required
+def messages(name: str):
+    """Message fragments: newer than ?after=ID (catch-up), or older than ?before=ID (paging)."""
+    room = _room_or_404(name)
+    after, before, limit = int_arg("after"), int_arg("before"), int_arg("limit")
+    if after is not None and before is not None:
+        abort(400, description="Use either 'after' or 'before', not both.")
+    if after is not None:
+        cap = current_app.config["CHAT_CATCHUP_MAX"]
+        found = services.messages_after(room, after, cap + 1)
+        if wants_json():
+            return jsonify(ok=True, messages=[m.to_dict() for m in found[:cap]])
+        response = Response(render_template("chat/_catchup.html", messages=found[:cap]))
+        if len(found) > cap:
+            # Too far behind to patch up message by message: htmx reloads the page.
+            response.headers["HX-Refresh"] = "true"
+        services.mark_read(_user(), room)
+        return response
+    limit = min(max(limit or current_app.config["CHAT_PAGE_SIZE"], 1), PAGE_MAX)
+    found = (
+        services.messages_before(room, before, limit)
+        if before is not None
+        else services.latest_messages(room, limit)
+    )
+    if wants_json():
+        return jsonify(ok=True, messages=[m.to_dict() for m in found])
+    return render_template(
+        "chat/_page.html", current_room=room, messages=found, has_older=len(found) == limit,
+        oldest_id=found[0].id if found else 0, limit=limit,
+    )
+
+
+@bp.post("/chat/<name>/messages")
+@login_required
+def post_message(name: str):
+    """Post a message from form field `body` without the socket."""
+    room = _room_or_404(name)
+    try:
+        message, created = services.post_message(
+            _user(), room, request.form.get("body"), request.form.get("client_id")
+        )
+    except ValidationError as error:
+        status = getattr(error, "status", 422)
+        if wants_json():
+            return jsonify(ok=False, error=str(error)), status
+        return render(
+            "chat/room.html", "chat/_composer_feedback.html", status,
+            **({} if is_htmx() else _room_context(room)), error=str(error),
+            body=request.form.get("body", ""),
+        )
+    status = 201 if created else 200
+    if wants_json():
+        return jsonify(ok=True, id=message.id), status
+    if is_htmx():
+        # The message itself reaches this page through the socket, like everyone else's.
+        return render_template("chat/_composer_feedback.html"), status
+    return redirect(url_for("chat.room", name=room.name), 303)

@@ -1,0 +1,376 @@
+"""Chat use cases: validate, commit, then broadcast. Routes, socket events and the reaper call these."""
+
+import unicodedata
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..auth.models import User
+from ..auth.services import check_name
+from ..clock import iso_utc, utcnow
+from ..errors import NotFound, ValidationError
+from ..extensions import db
+from ..realtime import broadcast, render_fragment
+from . import presence
+from .models import Member, Message, Room
+
+GENERAL = "general"
+BODY_MAX = 2000
+EDIT_WINDOW = timedelta(minutes=10)
+FLOOD_LIMIT, FLOOD_WINDOW = 10, 10.0
+TYPING_INTERVAL = 1.0
+
+
+class SlowDown(ValidationError):
+    """More messages than flood control allows; nothing was stored."""
+
+    status = 429
+
+
+def store() -> presence.PresenceStore:
+    return current_app.extensions["presence"]
+
+
+def channel(room: Room) -> str:
+    """The Socket.IO room of a chat room: its sockets get its messages, typing and presence."""
+    return f"chat:{room.name_key}"
+
+
+# Validation -------------------------------------------------------------------------------
+
+
+def check_body(value) -> str:
+    """Message text: 1–2000 characters after trimming; no NUL, control or unpaired characters."""
+    if not isinstance(value, str):
+        raise ValidationError("The message must be text.")
+    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        raise ValidationError("The message is empty.")
+    if len(text) > BODY_MAX:
+        raise ValidationError(f"The message is too long: at most {BODY_MAX} characters.")
+    if any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\t" for c in text):
+        raise ValidationError("The message contains characters that cannot be shown.")
+    return text
+
+
+def check_client_id(value) -> str | None:
+    """An optional client id: a UUID, so a resend can be recognised."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValidationError("'client_id' must be a UUID.")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValidationError("'client_id' must be a UUID.") from None
+
+
+def check_message_id(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ValidationError("'id' must be a message id (a whole number).")
+    return value
+
+
+def check_room_name(value) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("'room' must be a room name.")
+    return check_name(value, "Room name")
+
+
+# Rooms ------------------------------------------------------------------------------------
+
+
+def ensure_general() -> Room:
+    """The `general` room, which always exists (created here if a database lacks it)."""
+    room = db.session.scalar(select(Room).where(Room.name_key == GENERAL))
+    if room is None:
+        db.session.add(Room(name=GENERAL, name_key=GENERAL))
+        try:
+            db.session.commit()
+        except IntegrityError:  # created at the same moment elsewhere
+            db.session.rollback()
+        room = db.session.scalar(select(Room).where(Room.name_key == GENERAL))
+    return room
+
+
+def find_room(name) -> Room:
+    """The room called ``name`` (any case); NotFound if there is none."""
+    key = check_room_name(name).lower()
+    if key == GENERAL:
+        return ensure_general()
+    room = db.session.scalar(select(Room).where(Room.name_key == key))
+    if room is None:
+        raise NotFound(f"There is no room '{name}'.")
+    return room
+
+
+def create_room(name) -> Room:
+    """Create a room; ValidationError for a bad or taken name."""
+    name = check_room_name(name)
+    if db.session.scalar(select(Room.id).where(Room.name_key == name.lower())) is not None:
+        raise ValidationError(f"A room called '{name}' already exists.")
+    room = Room(name=name, name_key=name.lower())
+    db.session.add(room)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ValidationError(f"A room called '{name}' already exists.") from None
+    return room
+
+
+def rooms_with_unread(user: User) -> list[tuple[Room, int]]:
+    """Every room by name, with how many messages of others ``user`` has not read there."""
+    ensure_general()
+    unread = func.count(Message.id)
+    query = (
+        select(Room, unread)
+        .outerjoin(Member, and_(Member.room_id == Room.id, Member.user_id == user.id))
+        .outerjoin(
+            Message,
+            and_(
+                Message.room_id == Room.id,
+                Message.id > func.coalesce(Member.last_read_id, 0),
+                Message.author_id != user.id,
+                Message.deleted_at.is_(None),
+            ),
+        )
+        .group_by(Room.id)
+        .order_by(Room.name_key)
+    )
+    return [(room, count) for room, count in db.session.execute(query)]
+
+
+# Members and read state -------------------------------------------------------------------
+
+
+def last_message_id(room: Room) -> int:
+    query = select(func.max(Message.id)).where(Message.room_id == room.id)
+    return db.session.scalar(query) or 0
+
+
+def join(user: User, room: Room) -> Member:
+    """Make ``user`` a member of ``room`` (announced to the room the first time); mark it read."""
+    member = db.session.get(Member, (room.id, user.id))
+    new = member is None
+    if new:
+        member = Member(room_id=room.id, user_id=user.id)
+        db.session.add(member)
+    member.last_read_id = last_message_id(room)
+    try:
+        db.session.commit()
+    except IntegrityError:  # joined at the same moment from another tab
+        db.session.rollback()
+        return mark_read(user, room)
+    if new:
+        announce_presence({user.id}, rooms=[room])
+    return member
+
+
+def mark_read(user: User | int, room: Room | str) -> Member | None:
+    """Everything in ``room`` so far counts as read for ``user``."""
+    user_id = user if isinstance(user, int) else user.id
+    if isinstance(room, str):
+        room = db.session.scalar(select(Room).where(Room.name_key == room.lower()))
+        if room is None:
+            return None
+    member = db.session.get(Member, (room.id, user_id))
+    if member is None:
+        return None
+    member.last_read_id = last_message_id(room)
+    db.session.commit()
+    return member
+
+
+def members(room: Room) -> list[tuple[User, str]]:
+    """The room's members by name, each with their presence status."""
+    query = select(Member).where(Member.room_id == room.id)
+    users = sorted((m.user for m in db.session.scalars(query)), key=lambda u: u.username_key)
+    statuses = store().statuses([u.id for u in users])
+    return [(u, statuses.get(u.id, presence.OFFLINE)) for u in users]
+
+
+# Messages ---------------------------------------------------------------------------------
+
+
+def _visible(room: Room):
+    return select(Message).where(Message.room_id == room.id, Message.deleted_at.is_(None))
+
+
+def latest_messages(room: Room, limit: int) -> list[Message]:
+    """The newest ``limit`` messages, oldest first (display order)."""
+    query = _visible(room).order_by(Message.id.desc()).limit(limit)
+    return list(reversed(list(db.session.scalars(query))))
+
+
+def messages_before(room: Room, before_id: int, limit: int) -> list[Message]:
+    """The ``limit`` messages just older than ``before_id``, oldest first."""
+    query = _visible(room).where(Message.id < before_id).order_by(Message.id.desc()).limit(limit)
+    return list(reversed(list(db.session.scalars(query))))
+
+
+def messages_after(room: Room, after_id: int, limit: int) -> list[Message]:
+    """Messages newer than ``after_id``, oldest first, at most ``limit``."""
+    query = _visible(room).where(Message.id > after_id).order_by(Message.id.asc()).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message, bool]:
+    """Store a message and send it to the room; (message, False) for a resend of a stored one."""
+    text = check_body(body)
+    client_id = check_client_id(client_id)
+    if client_id:
+        earlier = _by_client_id(user, client_id)
+        if earlier is not None:
+            return earlier, False
+    if not store().allow(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW):
+        raise SlowDown(f"Slow down: at most {FLOOD_LIMIT} messages in {FLOOD_WINDOW:g} seconds.")
+    message = Message(room_id=room.id, author_id=user.id, body=text, client_id=client_id)
+    db.session.add(message)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same resend arrived twice at once: the other one stored it
+        db.session.rollback()
+        earlier = _by_client_id(user, client_id) if client_id else None
+        if earlier is None:
+            raise
+        return earlier, False
+    data = {k: v for k, v in message.to_dict().items() if k != "edited_at"}
+    html = render_fragment("chat/_catchup.html", messages=[message])
+    broadcast("chat:message", data, html, to=channel(room))
+    return message, True
+
+
+def _by_client_id(user: User, client_id: str) -> Message | None:
+    query = select(Message).where(Message.author_id == user.id, Message.client_id == client_id)
+    return db.session.scalar(query)
+
+
+def _own_message(user: User, message_id) -> Message:
+    message = db.session.get(Message, check_message_id(message_id))
+    if message is None or message.deleted_at is not None:
+        raise NotFound("There is no such message.")
+    if message.author_id != user.id:
+        raise ValidationError("You can only change your own messages.")
+    return message
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def edit_message(user: User, message_id, body) -> Message:
+    """Change the text of one's own message within 10 minutes of posting it."""
+    text = check_body(body)
+    message = _own_message(user, message_id)
+    if utcnow() - _aware(message.created_at) > EDIT_WINDOW:
+        raise ValidationError("Messages can only be edited within 10 minutes of posting.")
+    message.body = text
+    message.edited_at = utcnow()
+    db.session.commit()
+    html = render_fragment("chat/_message.html", message=message, oob=True)
+    data = {"id": message.id, "room": message.room.name, "body": message.body,
+            "edited_at": iso_utc(message.edited_at)}
+    broadcast("chat:message-edited", data, html, to=channel(message.room))
+    return message
+
+
+def delete_message(user: User, message_id) -> None:
+    """Delete one's own message; everyone's page drops it."""
+    message = _own_message(user, message_id)
+    message.deleted_at = utcnow()
+    message.body = ""
+    db.session.commit()
+    html = render_fragment("chat/_message_deleted.html", message_id=message.id)
+    broadcast("chat:message-deleted", {"id": message.id, "room": message.room.name}, html,
+              to=channel(message.room))
+
+
+def typing(user: User, room: Room) -> bool:
+    """Tell the room that ``user`` is typing; at most once a second per user and room."""
+    if not store().throttle(f"typing:{user.id}:{room.id}", TYPING_INTERVAL):
+        return False
+    html = render_fragment("chat/_typing.html", room=room, user=user)
+    broadcast("chat:typing", {"room": room.name, "user": user.username}, html, to=channel(room))
+    return True
+
+
+# Presence ---------------------------------------------------------------------------------
+
+
+def connected(sid: str, user: User) -> None:
+    """A logged-in socket opened: the user is Online if they were not."""
+    presence.start_worker(current_app._get_current_object(), store(), announce_presence)
+    before = store().status(user.id)
+    store().add(presence.Connection(sid, user.id, user.username, store().worker_id))
+    if before != presence.ONLINE:
+        announce_presence({user.id})
+
+
+def disconnected(sid: str) -> None:
+    """A socket closed: what it showed is read, and its user may now be Away or Offline."""
+    connection = store().get(sid)
+    if connection is None:
+        return
+    before = store().status(connection.user_id)
+    store().remove(sid)
+    if connection.room:
+        mark_read(connection.user_id, connection.room)
+    if store().status(connection.user_id) != before:
+        announce_presence({connection.user_id})
+
+
+def set_status(sid: str, user: User, status) -> str:
+    """A tab says it is online or away (hidden, idle, or the user chose it)."""
+    if status not in presence.TAB_STATUSES:
+        raise ValidationError("'status' must be 'online' or 'away'.")
+    before = store().status(user.id)
+    if store().update(sid, status=status) is None:
+        store().add(presence.Connection(sid, user.id, user.username, store().worker_id, status))
+    after = store().status(user.id)
+    if after != before:
+        announce_presence({user.id})
+    return after
+
+
+def enter_room(sid: str, user: User, room: Room) -> str | None:
+    """This socket now shows ``room`` (one room per socket); returns the room it left, if any.
+
+    What the socket showed of the room it left counts as read.
+    """
+    connection = store().get(sid)
+    previous = connection.room if connection else None
+    store().update(sid, room=room.name_key)
+    if previous and previous != room.name_key:
+        mark_read(user, previous)
+        return previous
+    return None
+
+
+def leave_room(sid: str, user: User, room: Room) -> None:
+    """This socket stops showing ``room``; what it showed counts as read."""
+    connection = store().get(sid)
+    if connection and connection.room == room.name_key:
+        store().update(sid, room=None)
+    mark_read(user, room)
+
+
+def announce_presence(user_ids: set[int], rooms: list[Room] | None = None) -> None:
+    """Send each user's current status to the rooms they are members of (or to ``rooms``)."""
+    statuses = store().statuses(user_ids)
+    for user_id in user_ids:
+        user = db.session.get(User, user_id)
+        if user is None:
+            continue
+        status = statuses.get(user_id, presence.OFFLINE)
+        targets = rooms
+        if targets is None:
+            query = select(Room).join(Member, Member.room_id == Room.id)
+            targets = list(db.session.scalars(query.where(Member.user_id == user_id)))
+        html = render_fragment("chat/_member_presence.html", user=user, status=status)
+        for room in targets:
+            broadcast("chat:presence", {"user": user.username, "status": status}, html,
+                      to=channel(room))
