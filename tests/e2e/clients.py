@@ -75,3 +75,19 @@ class LiveSocket:
     def of(self, name: str) -> list[dict]:
         with self.lock:
             return [data for event, data in self.events if event == name]
+
+
+def logged_in(base_url: str, username: str, password: str = "correct horse battery",
+              register: bool = True) -> BrowserSession:
+    """A BrowserSession that has registered (or only logged in) as ``username``."""
+    session = BrowserSession(base_url)
+    path = "/register" if register else "/login"
+    response = session.http.post(
+        base_url + path,
+        data={"username": username, "password": password, "csrf_token": session.token},
+        allow_redirects=False, timeout=10,
+    )
+    if response.status_code != 303:
+        raise AssertionError(f"{path} as {username} answered {response.status_code}: {response.text[:500]}")
+    session.load("/chat")  # a fresh session after login: take its CSRF token
+    return session

@@ -25,6 +25,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
+from ..extensions import socketio
+
 log = logging.getLogger(__name__)
 
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
@@ -403,32 +405,27 @@ def init_app(app) -> None:
     app.extensions["presence"] = create_store(app)
 
 
-def start_worker(app, store: PresenceStore, announce: Callable[[set[int]], None]) -> None:
-    """Once per worker process: clear our stale entries, beat, and reap dead workers forever."""
+def start_worker(app, store: PresenceStore, tick: Callable[[set[int]], object]) -> None:
+    """Once per worker process: clear our stale entries, then beat and reap every few seconds.
+
+    ``tick(users)`` beats, reaps and announces the users whose status changed, ``users`` too.
+    """
     if store.started:
         return
     store.started = True
-    interval = app.config["PRESENCE_HEARTBEAT_SECONDS"]
-    ttl = app.config["PRESENCE_TTL_SECONDS"]
-    stale = store.clear_worker()
-    store.heartbeat(ttl)
-    stale |= store.reap()
-    if stale:
-        announce(stale)
+    tick(store.clear_worker())
     if not app.config["PRESENCE_BACKGROUND"]:
         return
 
-    from ..extensions import socketio
+    interval = app.config["PRESENCE_HEARTBEAT_SECONDS"]
 
-    def beat_and_reap():
+    def beat_and_reap_forever():
         while True:
             socketio.sleep(interval)
             try:
-                changed = store.heartbeat(ttl) | store.reap()
-                if changed:
-                    with app.app_context():
-                        announce(changed)
+                with app.app_context():
+                    tick(set())
             except Exception:  # the store is down for a moment: try again next beat
                 log.exception("presence heartbeat failed")
 
-    socketio.start_background_task(beat_and_reap)
+    socketio.start_background_task(beat_and_reap_forever)

@@ -230,6 +230,10 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         raise SlowDown(f"Slow down: at most {FLOOD_LIMIT} messages in {FLOOD_WINDOW:g} seconds.")
     message = Message(room_id=room.id, author_id=user.id, body=text, client_id=client_id)
     db.session.add(message)
+    # Posting makes the author a member (a client may post without joining first).
+    new_member = db.session.get(Member, (room.id, user.id)) is None
+    if new_member:
+        db.session.add(Member(room_id=room.id, user_id=user.id))
     try:
         db.session.commit()
     except IntegrityError:  # the same resend arrived twice at once: the other one stored it
@@ -238,6 +242,8 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         if earlier is None:
             raise
         return earlier, False
+    if new_member:
+        announce_presence({user.id}, rooms=[room])
     data = {k: v for k, v in message.to_dict().items() if k != "edited_at"}
     html = render_fragment("chat/_catchup.html", messages=[message])
     broadcast("chat:message", data, html, to=channel(room))
@@ -303,7 +309,7 @@ def typing(user: User, room: Room) -> bool:
 
 def connected(sid: str, user: User) -> None:
     """A logged-in socket opened: the user is Online if they were not."""
-    presence.start_worker(current_app._get_current_object(), store(), announce_presence)
+    presence.start_worker(current_app._get_current_object(), store(), beat_and_reap)
     before = store().status(user.id)
     store().add(presence.Connection(sid, user.id, user.username, store().worker_id))
     if before != presence.ONLINE:
@@ -356,6 +362,16 @@ def leave_room(sid: str, user: User, room: Room) -> None:
     if connection and connection.room == room.name_key:
         store().update(sid, room=None)
     mark_read(user, room)
+
+
+def beat_and_reap(changed: set[int] = frozenset()) -> set[int]:
+    """This worker is alive; entries of dead workers go, and their users' new status is told."""
+    changed = set(changed)
+    changed |= store().heartbeat(current_app.config["PRESENCE_TTL_SECONDS"])
+    changed |= store().reap()
+    if changed:
+        announce_presence(changed)
+    return changed
 
 
 def announce_presence(user_ids: set[int], rooms: list[Room] | None = None) -> None:

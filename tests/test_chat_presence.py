@@ -1,0 +1,181 @@
+"""The presence store (memory and Redis backends) and the reaper that expires dead workers."""
+
+import time
+import uuid
+
+import pytest
+
+from webapp.auth import services as auth_services
+from webapp.chat import presence, services
+from webapp.chat.presence import AWAY, OFFLINE, ONLINE, Connection, MemoryPresence, RedisPresence
+
+from .services import require
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def redis_stores():
+    """Two Redis stores (two workers) on one unique key prefix; the keys are removed after."""
+    url = require("TEST_REDIS_URL")
+    prefix = f"test-presence-{uuid.uuid4().hex[:12]}:"
+    made = []
+
+    def make(worker_id):
+        store = RedisPresence(url, prefix=prefix, worker_id=worker_id)
+        made.append(store)
+        return store
+
+    yield make
+    if made:
+        keys = list(made[0].redis.scan_iter(prefix + "*"))
+        if keys:
+            made[0].redis.delete(*keys)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def two_workers(request):
+    """(live, dead, expire): two workers sharing one store; ``expire`` lets ``dead`` time out."""
+    if request.param == "memory":
+        clock = Clock()
+        live = MemoryPresence("live", clock=clock)
+        dead = MemoryPresence("dead", state=live.state, clock=clock)
+
+        def expire():
+            clock.now += 100
+
+        return live, dead, expire
+    make = request.getfixturevalue("redis_stores")
+    live, dead = make("live"), make("dead")
+
+    def expire():
+        dead.redis.delete(dead._key("alive", "dead"))
+
+    return live, dead, expire
+
+
+def connect(store, sid, user_id, status=ONLINE):
+    store.add(Connection(sid, user_id, f"user{user_id}", store.worker_id, status))
+
+
+def test_status_follows_the_tabs(two_workers):
+    store, other, _ = two_workers
+    assert store.status(1) == OFFLINE
+    connect(store, "a1", 1)
+    connect(other, "a2", 1)
+    assert store.status(1) == ONLINE
+    store.update("a1", status=AWAY)
+    assert store.status(1) == ONLINE  # one tab still online
+    other.update("a2", status=AWAY)
+    assert store.statuses([1, 2]) == {1: AWAY, 2: OFFLINE}
+    store.update("a1", status=ONLINE, room="general")
+    assert store.get("a1").room == "general" and store.get("a1").status == ONLINE
+    assert store.remove("a1").user_id == 1
+    assert store.remove("a1") is None
+    assert store.status(1) == AWAY
+    other.remove("a2")
+    assert store.status(1) == OFFLINE
+    assert store.update("a2", status=ONLINE) is None
+
+
+def test_entry_has_user_worker_and_last_seen(two_workers):
+    store, _, _ = two_workers
+    before = time.time()
+    connect(store, "s1", 7)
+    entry = store.get("s1")
+    assert (entry.user_id, entry.username, entry.worker) == (7, "user7", "live")
+    assert entry.last_seen >= before - 1
+
+
+def test_reaper_drops_the_entries_of_a_dead_worker(two_workers):
+    live, dead, expire = two_workers
+    live.heartbeat(60)
+    dead.heartbeat(60)
+    connect(live, "l1", 1)
+    connect(dead, "d1", 1)
+    connect(dead, "d2", 2)
+    assert live.reap() == set()  # both alive
+    expire()
+    assert live.reap() == {1, 2}
+    assert live.statuses([1, 2]) == {1: ONLINE, 2: OFFLINE}
+    assert live.get("d1") is None and live.get("l1") is not None
+    assert live.reap() == set()  # done once
+
+
+def test_worker_clears_its_own_stale_entries_at_start(two_workers):
+    _, dead, _ = two_workers
+    connect(dead, "old", 3)
+    assert dead.clear_worker() == {3}
+    assert dead.status(3) == OFFLINE
+
+
+def test_flood_limit_and_typing_throttle(two_workers):
+    store, other, _ = two_workers
+    key = f"send:{uuid.uuid4().hex}"
+    assert [store.allow(key, 3, 10) for _ in range(3)] == [True] * 3
+    assert other.allow(key, 3, 10) is False  # shared by every worker
+    assert store.allow(key + "-other", 3, 10) is True
+    assert store.throttle("typing:1:1", 5) is True
+    assert other.throttle("typing:1:1", 5) is False
+
+
+def test_memory_flood_window_slides():
+    clock = Clock()
+    store = MemoryPresence(clock=clock)
+    assert all(store.allow("k", 2, 10) for _ in range(2)) and not store.allow("k", 2, 10)
+    clock.now += 10.1
+    assert store.allow("k", 2, 10)
+
+
+def test_redis_worker_restores_its_entries_after_being_reaped_while_slow(redis_stores):
+    live, slow = redis_stores("live"), redis_stores("slow")
+    slow.heartbeat(60)
+    connect(slow, "s1", 5)
+    slow.redis.delete(slow._key("alive", "slow"))  # it did not beat in time
+    assert live.reap() == {5}
+    assert live.status(5) == OFFLINE
+    # Its next beat writes back the connections it still holds.
+    assert slow.heartbeat(60) == {5}
+    assert live.status(5) == ONLINE
+    assert slow.heartbeat(60) == set()
+
+
+def test_store_is_chosen_from_the_configuration(app):
+    assert isinstance(app.extensions["presence"], MemoryPresence)
+    url = "redis://127.0.0.1:6379/0"
+    config = {"PRESENCE_URL": None, "MESSAGE_QUEUE_URL": url, "SOCKETIO_CHANNEL": "chan"}
+    store = presence.create_store(type("App", (), {"config": config})())
+    assert isinstance(store, RedisPresence) and store.prefix == "chan:presence:"
+    config["MESSAGE_QUEUE_URL"] = "amqp://guest:guest@127.0.0.1//"
+    assert isinstance(presence.create_store(type("App", (), {"config": config})()), MemoryPresence)
+
+
+def test_users_of_a_dead_worker_go_offline_for_everyone(app, accounts):
+    """The expiry path end to end in one process: a stale heartbeat, the reaper, the broadcast."""
+    alice, bob = accounts("alice"), accounts("bob")
+    watcher = bob.socket()
+    watcher.emit("chat:join", {"room": "general"}, callback=True)
+    alice.client.get("/chat/general")  # alice is a member of general
+    store = app.extensions["presence"]
+    # alice's tab lives on another worker, which then dies without a word.
+    ghost = MemoryPresence("ghost-worker", state=store.state, clock=store.clock)
+    ghost.heartbeat(0.5)
+    with app.app_context():
+        alice_id = auth_services.find_user("alice").id
+        ghost.add(Connection("ghost-sid", alice_id, "alice", "ghost-worker"))
+        assert store.status(alice_id) == ONLINE
+        watcher.get_received()
+        assert services.beat_and_reap() == set()  # still alive
+        time.sleep(0.6)
+        assert services.beat_and_reap() == {alice_id}
+    [change] = [e["args"][0] for e in watcher.get_received() if e["name"] == "chat:presence"]
+    assert (change["user"], change["status"]) == ("alice", OFFLINE)
+    assert 'data-status="offline"' in change["html"]
+    page = bob.client.get("/chat/general").get_data(as_text=True)
+    assert 'data-user="alice" data-status="offline"' in page

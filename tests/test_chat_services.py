@@ -1,0 +1,213 @@
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from webapp.chat import services
+from webapp.chat.models import Message, Room
+from webapp.chat.text import linkify
+from webapp.clock import utcnow
+from webapp.errors import NotFound, ValidationError
+from webapp.extensions import db
+
+
+def count_messages(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count(Message.id)))
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """What the services broadcast, with the stored state seen by another connection."""
+    events = []
+    monkeypatch.setattr(services, "broadcast",
+                        lambda event, data, html, to=None: events.append((event, data, html, to)))
+    return events
+
+
+@pytest.fixture
+def alice(app, accounts):
+    accounts("alice")
+    with app.app_context():
+        from webapp.auth.models import User
+
+        return db.session.scalar(select(User).where(User.username == "alice")).id
+
+
+def user(user_id):
+    from webapp.auth.models import User
+
+    return db.session.get(User, user_id)
+
+
+def test_general_exists_from_the_migration_and_is_recreated_on_demand(app):
+    with app.app_context():
+        assert services.find_room("General").name == "general"
+        db.session.delete(services.find_room("general"))
+        db.session.commit()
+        assert services.find_room("general").name_key == "general"
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [(None, "must be text"), (5, "must be text"), (["x"], "must be text"), ("", "empty"),
+     ("   \n\t ", "empty"), ("x" * 2001, "too long"), ("a\x00b", "cannot be shown"),
+     ("\ud800", "cannot be shown")],
+)
+def test_check_body_rejects(body, message):
+    with pytest.raises(ValidationError, match=message):
+        services.check_body(body)
+
+
+def test_check_body_trims_and_keeps_line_breaks():
+    assert services.check_body("  one\r\ntwo\n ") == "one\ntwo"
+    assert services.check_body(" " + "x" * 2000 + " ") == "x" * 2000
+
+
+def test_post_message_commits_then_broadcasts_to_the_room(app, alice, sent):
+    with app.app_context():
+        room = services.find_room("general")
+        message, created = services.post_message(user(alice), room, " hello ")
+        assert created and message.body == "hello"
+    [(event, data, html, to)] = sent
+    assert event == "chat:message" and to == "chat:general"
+    assert set(data) == {"id", "room", "author", "body", "created_at"}
+    assert (data["room"], data["author"], data["body"]) == ("general", "alice", "hello")
+    assert data["created_at"].endswith("Z")
+    assert 'hx-swap-oob="beforeend:#messages"' in html and f'id="message-{data["id"]}"' in html
+
+
+def test_resend_with_the_same_client_id_is_stored_once(app, alice, sent):
+    client_id = "6f1c1a5e-58e4-4d2b-9d5b-2d6c0a0b8f11"
+    with app.app_context():
+        room = services.find_room("general")
+        first, created = services.post_message(user(alice), room, "once", client_id)
+        again, created_again = services.post_message(user(alice), room, "once", client_id.upper())
+        assert created and not created_again and again.id == first.id
+    assert count_messages(app) == 1 and len(sent) == 1
+
+
+@pytest.mark.parametrize("client_id", [5, "not-a-uuid", "x" * 100, ["a"]])
+def test_bad_client_id_is_refused(app, alice, sent, client_id):
+    with app.app_context(), pytest.raises(ValidationError, match="client_id"):
+        services.post_message(user(alice), services.find_room("general"), "hi", client_id)
+    assert count_messages(app) == 0 and sent == []
+
+
+def test_flood_control_allows_ten_in_ten_seconds(app, alice, sent):
+    with app.app_context():
+        room = services.find_room("general")
+        for i in range(10):
+            services.post_message(user(alice), room, f"message {i}")
+        with pytest.raises(services.SlowDown, match="Slow down"):
+            services.post_message(user(alice), room, "one too many")
+    assert count_messages(app) == 10 and len(sent) == 10
+
+
+def test_edit_own_message_within_ten_minutes(app, accounts, alice, sent):
+    accounts("bob")
+    with app.app_context():
+        from webapp.auth.models import User
+
+        bob = db.session.scalar(select(User).where(User.username == "bob"))
+        message, _ = services.post_message(user(alice), services.find_room("general"), "helo")
+        edited = services.edit_message(user(alice), message.id, "hello")
+        assert edited.body == "hello" and edited.edited_at is not None
+        with pytest.raises(ValidationError, match="your own"):
+            services.edit_message(bob, message.id, "hijacked")
+        with pytest.raises(ValidationError, match="your own"):
+            services.delete_message(bob, message.id)
+        message.created_at = utcnow() - timedelta(minutes=11)
+        db.session.commit()
+        with pytest.raises(ValidationError, match="within 10 minutes"):
+            services.edit_message(user(alice), message.id, "too late")
+        assert db.session.get(Message, message.id).body == "hello"
+    event, data, html, to = sent[1]
+    assert event == "chat:message-edited" and data["body"] == "hello" and data["edited_at"]
+    assert 'hx-swap-oob="true"' in html and 'data-role="edited"' in html
+    assert len(sent) == 2
+
+
+def test_delete_own_message(app, alice, sent):
+    with app.app_context():
+        room = services.find_room("general")
+        message, _ = services.post_message(user(alice), room, "oops", "0a6e0b52-3d1c-4f55-8b7a-111111111111")
+        services.delete_message(user(alice), message.id)
+        assert services.latest_messages(room, 50) == []
+        with pytest.raises(NotFound):
+            services.delete_message(user(alice), message.id)
+        with pytest.raises(NotFound):
+            services.edit_message(user(alice), message.id, "back")
+        # A late resend of the deleted message is still recognised, not stored again.
+        again, created = services.post_message(user(alice), room, "oops", "0a6e0b52-3d1c-4f55-8b7a-111111111111")
+        assert again.id == message.id and not created
+    event, data, html, to = sent[-1]
+    assert event == "chat:message-deleted" and data == {"id": message.id, "room": "general"}
+    assert f'<article id="message-{message.id}" hx-swap-oob="delete">' in html
+
+
+def test_history_paging_in_display_order(app, alice, sent):
+    with app.app_context():
+        room = services.find_room("general")
+        app.extensions["presence"].allow = lambda *a: True  # no flood control here
+        ids = [services.post_message(user(alice), room, str(i))[0].id for i in range(7)]
+        assert [m.id for m in services.latest_messages(room, 3)] == ids[-3:]
+        assert [m.id for m in services.messages_before(room, ids[4], 3)] == ids[1:4]
+        assert [m.id for m in services.messages_after(room, ids[2], 10)] == ids[3:]
+        assert [m.id for m in services.messages_after(room, ids[2], 2)] == ids[3:5]
+
+
+def test_rooms_unread_counts(app, accounts, alice, sent):
+    accounts("bob")
+    with app.app_context():
+        from webapp.auth.models import User
+
+        bob = db.session.scalar(select(User).where(User.username == "bob"))
+        general = services.find_room("general")
+        services.create_room("random")
+        services.join(user(alice), general)
+        for i in range(3):
+            services.post_message(bob, general, f"hi {i}")
+        services.post_message(user(alice), general, "my own is never unread")
+        counts = {room.name: n for room, n in services.rooms_with_unread(user(alice))}
+        assert counts == {"general": 3, "random": 0}
+        services.mark_read(user(alice), general)
+        assert {r.name: n for r, n in services.rooms_with_unread(user(alice))}["general"] == 0
+
+
+@pytest.mark.parametrize("name, message", [("General", "already exists"), ("ab", "3 to 32"),
+                                           ("a/b", "3 to 32"), (None, "room name"), ("", "required")])
+def test_create_room_rejects(app, name, message):
+    with app.app_context(), pytest.raises(ValidationError, match=message):
+        services.create_room(name)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Room.id))) == 1
+
+
+def test_typing_is_throttled_to_once_a_second(app, alice, sent):
+    with app.app_context():
+        room = services.find_room("general")
+        assert services.typing(user(alice), room) is True
+        assert services.typing(user(alice), room) is False
+    [(event, data, html, to)] = sent
+    assert event == "chat:typing" and data == {"room": "general", "user": "alice"}
+    assert 'data-author="alice"' in html and "alice is typing" in html
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+        ("see https://example.com/a?b=1&c=2.",
+         'see <a href="https://example.com/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" '
+         'target="_blank">https://example.com/a?b=1&amp;c=2</a>.'),
+        ("javascript:alert(1)", "javascript:alert(1)"),
+        ('https://x.org/"onmouseover="alert(1)',
+         '<a href="https://x.org/" rel="noopener noreferrer nofollow" target="_blank">'
+         'https://x.org/</a>&#34;onmouseover=&#34;alert(1)'),
+        ("http://", "http://"),
+        ("data:text/html,<b>", "data:text/html,&lt;b&gt;"),
+    ],
+)
+def test_linkify_escapes_everything_and_links_only_http(text, expected):
+    assert str(linkify(text)) == expected
