@@ -87,7 +87,7 @@ def test_login_with_missing_fields_is_refused(app, browser, form):
 
 def test_login_starts_a_fresh_session(app, client, browser):
     Account(app, "alice")
-    browser.token  # an anonymous session exists, with its CSRF token
+    assert browser.token  # an anonymous session exists, with its CSRF token
     before = client.get_cookie("session").value
     response = browser.post("/login", {"username": "alice", "password": PASSWORD}, htmx=False)
     assert response.status_code == 303

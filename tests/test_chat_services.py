@@ -18,11 +18,15 @@ def count_messages(app) -> int:
 
 @pytest.fixture
 def sent(monkeypatch):
-    """What the services broadcast, with the stored state seen by another connection."""
+    """What the services broadcast: (event, data, html, to)."""
     events = []
     monkeypatch.setattr(services, "broadcast",
                         lambda event, data, html, to=None: events.append((event, data, html, to)))
     return events
+
+
+def only(sent, name):
+    return [item for item in sent if item[0] == name]
 
 
 @pytest.fixture
@@ -69,12 +73,19 @@ def test_post_message_commits_then_broadcasts_to_the_room(app, alice, sent):
         room = services.find_room("general")
         message, created = services.post_message(user(alice), room, " hello ")
         assert created and message.body == "hello"
-    [(event, data, html, to)] = sent
-    assert event == "chat:message" and to == "chat:general"
+        # A committed message: another connection sees it.
+        with db.engine.connect() as other:
+            assert other.execute(db.text("SELECT body FROM messages")).scalar() == "hello"
+    [(event, data, html, to)] = only(sent, "chat:message")
+    assert to == "chat:general"
     assert set(data) == {"id", "room", "author", "body", "created_at"}
     assert (data["room"], data["author"], data["body"]) == ("general", "alice", "hello")
     assert data["created_at"].endswith("Z")
     assert 'hx-swap-oob="beforeend:#messages"' in html and f'id="message-{data["id"]}"' in html
+    # Posting made alice a member of general: the room hears of it.
+    [(_, joined, member_html, to)] = only(sent, "chat:presence")
+    assert joined == {"user": "alice", "status": "offline"} and to == "chat:general"
+    assert 'hx-swap-oob="beforeend:#members"' in member_html
 
 
 def test_resend_with_the_same_client_id_is_stored_once(app, alice, sent):
@@ -84,7 +95,7 @@ def test_resend_with_the_same_client_id_is_stored_once(app, alice, sent):
         first, created = services.post_message(user(alice), room, "once", client_id)
         again, created_again = services.post_message(user(alice), room, "once", client_id.upper())
         assert created and not created_again and again.id == first.id
-    assert count_messages(app) == 1 and len(sent) == 1
+    assert count_messages(app) == 1 and len(only(sent, "chat:message")) == 1
 
 
 @pytest.mark.parametrize("client_id", [5, "not-a-uuid", "x" * 100, ["a"]])
@@ -101,7 +112,7 @@ def test_flood_control_allows_ten_in_ten_seconds(app, alice, sent):
             services.post_message(user(alice), room, f"message {i}")
         with pytest.raises(services.SlowDown, match="Slow down"):
             services.post_message(user(alice), room, "one too many")
-    assert count_messages(app) == 10 and len(sent) == 10
+    assert count_messages(app) == 10 and len(only(sent, "chat:message")) == 10
 
 
 def test_edit_own_message_within_ten_minutes(app, accounts, alice, sent):
@@ -122,10 +133,10 @@ def test_edit_own_message_within_ten_minutes(app, accounts, alice, sent):
         with pytest.raises(ValidationError, match="within 10 minutes"):
             services.edit_message(user(alice), message.id, "too late")
         assert db.session.get(Message, message.id).body == "hello"
-    event, data, html, to = sent[1]
-    assert event == "chat:message-edited" and data["body"] == "hello" and data["edited_at"]
+    [(event, data, html, to)] = only(sent, "chat:message-edited")
+    assert data["body"] == "hello" and data["edited_at"] and to == "chat:general"
     assert 'hx-swap-oob="true"' in html and 'data-role="edited"' in html
-    assert len(sent) == 2
+    assert only(sent, "chat:message-deleted") == []
 
 
 def test_delete_own_message(app, alice, sent):

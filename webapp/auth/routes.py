@@ -19,47 +19,35 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _next_url() -> str:
-    return safe_next(request.values.get("next")) or url_for("chat.index")
-
-
-def _start_session(user) -> None:
+def _account_form(template: str, check, welcome: bool = False):
+    """GET shows ``template``; POST checks the username and password with ``check`` and logs in."""
+    if request.method == "GET":
+        return render_template(template, next=safe_next(request.args.get("next")))
+    try:
+        user = check(request.form.get("username"), request.form.get("password"))
+    except ValidationError as error:
+        return render_template(
+            template, error=str(error), username=request.form.get("username", ""),
+            next=safe_next(request.form.get("next")),
+        ), 422
     # A fresh session on login: nothing from before (a planted session id) carries over.
     session.clear()
     login_user(user)
+    if welcome:
+        flash(f"Welcome, {user.username}!", "success")
+    return redirect(safe_next(request.form.get("next")) or url_for("chat.index"), 303)
 
 
 @bp.route("/register", methods=["GET", "POST"])
 def register():
     """Create an account and log in."""
-    if request.method == "GET":
-        return render_template("auth/register.html", next=safe_next(request.args.get("next")))
-    try:
-        user = services.register(request.form.get("username"), request.form.get("password"))
-    except ValidationError as error:
-        return render_template(
-            "auth/register.html", error=str(error), username=request.form.get("username", ""),
-            next=safe_next(request.form.get("next")),
-        ), 422
-    _start_session(user)
-    flash(f"Welcome, {user.username}!", "success")
-    return redirect(_next_url(), 303)
+    return _account_form("auth/register.html", services.register, welcome=True)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Log in with a username and password."""
-    if request.method == "GET":
-        return render_template("auth/login.html", next=safe_next(request.args.get("next")))
-    try:
-        user = services.authenticate(request.form.get("username"), request.form.get("password"))
-    except ValidationError as error:
-        return render_template(
-            "auth/login.html", error=str(error), username=request.form.get("username", ""),
-            next=safe_next(request.form.get("next")),
-        ), 422
-    _start_session(user)
-    return redirect(_next_url(), 303)
+    return _account_form("auth/login.html", services.authenticate)
 
 
 @bp.post("/logout")

@@ -14,7 +14,6 @@ across workers. Backends: Redis when ``PRESENCE_URL`` or ``MESSAGE_QUEUE_URL`` i
 else process memory (one process, or tests).
 """
 
-import json
 import logging
 import os
 import socket
@@ -218,6 +217,13 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
 return 1
 """
 
+# Change fields of an entry only if it still exists; answer the whole entry.
+_UPDATE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return redis.call('HGETALL', KEYS[1])
+"""
+
 
 class RedisPresence(PresenceStore):
     """Entries in Redis, shared by every worker and host that uses the same URL and prefix.
@@ -236,6 +242,7 @@ class RedisPresence(PresenceStore):
         )
         self.prefix = prefix
         self._allow = self.redis.register_script(_ALLOW_SCRIPT)
+        self._update = self.redis.register_script(_UPDATE_SCRIPT)
         # This worker's own connections: what the store must hold for it (see heartbeat).
         self.local: dict[str, Connection] = {}
 
@@ -244,7 +251,7 @@ class RedisPresence(PresenceStore):
 
     @staticmethod
     def _decode(sid: str, data: dict) -> Connection | None:
-        if not data:
+        if not data or "user_id" not in data:
             return None
         return Connection(
             sid=sid, user_id=int(data["user_id"]), username=data["username"],
@@ -274,15 +281,12 @@ class RedisPresence(PresenceStore):
         return self._decode(sid, self.redis.hgetall(self._key("conn", sid)))
 
     def update(self, sid: str, **fields) -> Connection | None:
-        key = self._key("conn", sid)
-        if not self.redis.exists(key):
-            return None
         values = {k: ("" if v is None else v) for k, v in fields.items()}
         values["last_seen"] = time.time()
-        pipe = self.redis.pipeline()
-        pipe.hset(key, mapping=values)
-        pipe.hgetall(key)
-        connection = self._decode(sid, pipe.execute()[-1])
+        args = [item for pair in values.items() for item in pair]
+        # Atomic: a disconnect racing this update must not leave half an entry behind.
+        data = self._update(keys=[self._key("conn", sid)], args=args)
+        connection = self._decode(sid, dict(zip(data[::2], data[1::2]))) if data else None
         if connection is not None and sid in self.local:
             self.local[sid] = connection
         return connection

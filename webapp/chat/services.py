@@ -228,20 +228,24 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
             return earlier, False
     if not store().allow(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW):
         raise SlowDown(f"Slow down: at most {FLOOD_LIMIT} messages in {FLOOD_WINDOW:g} seconds.")
-    message = Message(room_id=room.id, author_id=user.id, body=text, client_id=client_id)
-    db.session.add(message)
-    # Posting makes the author a member (a client may post without joining first).
-    new_member = db.session.get(Member, (room.id, user.id)) is None
-    if new_member:
-        db.session.add(Member(room_id=room.id, user_id=user.id))
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same resend arrived twice at once: the other one stored it
-        db.session.rollback()
-        earlier = _by_client_id(user, client_id) if client_id else None
-        if earlier is None:
-            raise
-        return earlier, False
+    for attempt in range(2):
+        message = Message(room_id=room.id, author_id=user.id, body=text, client_id=client_id)
+        db.session.add(message)
+        # Posting makes the author a member (a client may post without joining first).
+        new_member = db.session.get(Member, (room.id, user.id)) is None
+        if new_member:
+            db.session.add(Member(room_id=room.id, user_id=user.id))
+        try:
+            db.session.commit()
+            break
+        except IntegrityError:
+            # The same resend arrived twice at once, or another tab made us a member just now.
+            db.session.rollback()
+            earlier = _by_client_id(user, client_id) if client_id else None
+            if earlier is not None:
+                return earlier, False
+            if attempt:
+                raise
     if new_member:
         announce_presence({user.id}, rooms=[room])
     data = {k: v for k, v in message.to_dict().items() if k != "edited_at"}
