@@ -44,6 +44,8 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     TABLE_PAGE_SIZE = 50
     TABLE_CATCHUP_MAX = 1000
+    # None: the strict default of webapp/security.py; "" sends no policy.
+    CONTENT_SECURITY_POLICY = os.environ.get("CONTENT_SECURITY_POLICY")
 
 
 class DevConfig(Config):

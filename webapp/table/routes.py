@@ -90,7 +90,7 @@ def add_row():
         return render(
             "table/index.html", "table/_form_feedback.html", 422,
             **({} if is_htmx() else _page_context()), error=str(error),
-            form=request.form,
+            error_field=error.field, form=request.form,
         )
     if wants_json():
         return jsonify(ok=True, **row.to_dict()), 201
