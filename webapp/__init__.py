@@ -87,6 +87,10 @@ def register_browser_support(app: Flask) -> None:
     from . import security
 
     security.register(app)
+    if app.debug:
+        from . import devreload
+
+        devreload.register(app)
 
 
 def _error_response(status: int, message: str):

@@ -29,6 +29,8 @@ def test_a_row_added_in_one_browser_appears_in_the_other_and_a_delete_in_both(
             "count": "2",
             "total": "39",
         }
+    # Under gunicorn (production) there is no development reload script.
+    expect(alice.page.locator("script[data-boot-id]")).to_have_count(0)
     # Neither page was reloaded: the row arrived over the socket.
     assert alice.page.evaluate("performance.getEntriesByType('navigation').length") == 1
 
