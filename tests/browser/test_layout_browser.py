@@ -41,5 +41,14 @@ def test_table_page_fits_phone_and_desktop_in_both_colour_modes(live_server, new
         for name in ("A", "B"):
             expect(page.get_by_label(name, exact=True)).to_be_visible()
         expect(page.get_by_role("button", name="Add Row")).to_be_in_viewport()
-        page.close()
-    assert_no_console_errors(*pages)
+        # The navigation is always reachable: behind the menu button on a phone.
+        table_link = page.get_by_role("navigation", name="Main").get_by_role("link", name="Table", exact=True)
+        if size == "phone":
+            expect(table_link).to_be_hidden()
+            page.get_by_role("button", name="Menu").click()
+        expect(table_link).to_be_visible()
+        expect(page.locator("#main-nav.collapsing")).to_have_count(0)
+        page.screenshot(path=shots / f"nav-{size}-{scheme}.png")
+        expect(page.locator("#connection-status")).to_be_in_viewport()
+        pages.append(page)
+    assert_no_console_errors(*pages, allow=("status of 422",))

@@ -44,10 +44,18 @@ def test_a_row_added_in_one_browser_appears_in_the_other_and_a_delete_in_both(
     assert_no_console_errors(alice.page, bob.page)
 
 
-def test_after_adding_a_row_focus_is_back_on_a_with_its_text_selected(live_server, new_page):
+def test_quick_picks_then_focus_back_on_a_with_its_text_selected(live_server, new_page):
     table = TablePage.open(new_page(), live_server.url)
-    table.add(7, 8)
+    page = table.page
+    page.get_by_role("group", name="Quick picks for A").get_by_role("button", name="7").click()
+    page.get_by_role("group", name="Quick picks for B").get_by_role("button", name="8").click()
+    expect(page.get_by_label("A", exact=True)).to_have_value("7")
+    expect(page.get_by_label("B", exact=True)).to_have_value("8")
+    picked = page.get_by_role("group", name="Quick picks for B").get_by_role("button", name="8")
+    expect(picked).to_have_attribute("aria-pressed", "true")
+    page.get_by_role("button", name="Add Row").click()
     table.wait_rows(1)
+    expect(table.row(1)).to_contain_text("15")
     expect(table.page.locator("#input-a")).to_be_focused()
     assert table.page.evaluate(
         "(() => { const a = document.getElementById('input-a');"
