@@ -9,8 +9,11 @@ from webapp.devreload import BOOT_ID, changed, snapshot
 
 
 def debug_app(tmp_path):
-    config = type("DebugConfig", (TestConfig,), {
-        "DEBUG": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'dev.db'}"})
+    config = type(
+        "DebugConfig",
+        (TestConfig,),
+        {"DEBUG": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'dev.db'}"},
+    )
     return create_app(config)
 
 
@@ -19,7 +22,9 @@ def test_production_pages_have_no_reload_script_and_no_dev_routes(client):
     assert "devreload" not in page and "data-boot-id" not in page and "/_dev/" not in page
     assert client.get("/_dev/boot").status_code == 404
     assert client.get("/_dev/static/devreload.js").status_code == 404
-    assert not any(rule.rule.startswith("/_dev") for rule in client.application.url_map.iter_rules())
+    assert not any(
+        rule.rule.startswith("/_dev") for rule in client.application.url_map.iter_rules()
+    )
 
 
 def test_debug_pages_load_the_reload_script_with_the_server_boot_id(tmp_path):

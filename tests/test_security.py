@@ -17,8 +17,10 @@ def test_pages_carry_a_strict_content_security_policy(client):
 
 def test_pages_have_no_inline_script_style_or_handler(client, browser):
     browser.post("/table/rows", {"a": "1", "b": "2"})
-    for page in (client.get("/").get_data(as_text=True),
-                 client.get("/table/rows?before=99").get_data(as_text=True)):
+    for page in (
+        client.get("/").get_data(as_text=True),
+        client.get("/table/rows?before=99").get_data(as_text=True),
+    ):
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), "inline <script>"
         assert not re.search(r"\son[a-z]+\s*=", page), "inline event handler"
         assert not re.search(r"\sstyle\s*=", page), "style attribute"
@@ -27,7 +29,9 @@ def test_pages_have_no_inline_script_style_or_handler(client, browser):
 
 def test_the_policy_can_be_replaced_or_turned_off():
     custom = type("C", (TestConfig,), {"CONTENT_SECURITY_POLICY": "default-src 'none'"})
-    assert create_app(custom).test_client().get("/healthz").headers[
-        "Content-Security-Policy"] == "default-src 'none'"
+    assert (
+        create_app(custom).test_client().get("/healthz").headers["Content-Security-Policy"]
+        == "default-src 'none'"
+    )
     off = type("C", (TestConfig,), {"CONTENT_SECURITY_POLICY": ""})
     assert "Content-Security-Policy" not in create_app(off).test_client().get("/healthz").headers

@@ -19,6 +19,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect, sync_playwright
 
 from ..e2e.server import ROOT, LiveServer
 
@@ -34,7 +36,7 @@ LAUNCH_ARGS = [
 ARTIFACTS = ROOT / "artifacts"
 INSTALL_HINT = (
     "Install Debian's Chromium with `sudo apt-get install -y chromium` "
-    "(or set CHROMIUM to a Chromium binary) and Playwright with `make install`."
+    "(or set CHROMIUM to the path of a Chromium binary)."
 )
 TIMEOUT_MS = 15_000
 
@@ -57,8 +59,7 @@ def pytest_runtest_makereport(item, call):
 
 def _failed(node) -> bool:
     return any(
-        getattr(node, f"report_{when}", None) is not None
-        and getattr(node, f"report_{when}").failed
+        getattr(node, f"report_{when}", None) is not None and getattr(node, f"report_{when}").failed
         for when in ("setup", "call")
     )
 
@@ -75,10 +76,6 @@ def browser():
     """One headless Chromium for every test of the session."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         _unavailable(f"Chromium is not installed at {CHROMIUM}")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        _unavailable("Playwright for Python is not installed")
     expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
@@ -131,7 +128,7 @@ def new_page(browser, request):
             (folder / f"page{number}-console.log").write_text("\n".join(page.console.lines) + "\n")
             try:
                 page.screenshot(path=folder / f"page{number}.png", full_page=True, timeout=5000)
-            except Exception as error:  # a crashed or closed page has no screenshot
+            except PlaywrightError as error:  # a crashed or closed page has no screenshot
                 (folder / f"page{number}.png.txt").write_text(f"no screenshot: {error}\n")
     for context, _page in opened:
         context.close()

@@ -76,8 +76,11 @@ def add_rows_over_http(base_url: str, pairs) -> list[int]:
     session = BrowserSession(base_url)
     ids = []
     for a, b in pairs:
-        response = session.post("/table/rows", {"a": str(a), "b": str(b)},
-                                headers={"Accept": "application/json", "HX-Request": ""})
+        response = session.post(
+            "/table/rows",
+            {"a": str(a), "b": str(b)},
+            headers={"Accept": "application/json", "HX-Request": ""},
+        )
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     return ids

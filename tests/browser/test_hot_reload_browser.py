@@ -26,22 +26,36 @@ def dev_server(tmp_path, request):
     for name in COPIED:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, app_dir / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+            shutil.copytree(
+                source, app_dir / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules")
+            )
         else:
             shutil.copy(source, app_dir / name)
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("FLASK_")}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}", MESSAGE_QUEUE_URL="",
-               SECRET_KEY="dev-secret", PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}",
+        MESSAGE_QUEUE_URL="",
+        SECRET_KEY="dev-secret",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     flask = str(BIN / "flask")
-    subprocess.run([flask, "--app", "wsgi", "db", "upgrade"], cwd=app_dir, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [flask, "--app", "wsgi", "db", "upgrade"],
+        cwd=app_dir,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     log_path = tmp_path / "flask-run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [flask, "--app", "wsgi", "run", "--debug", "--port", str(port)],
-            cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=app_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -113,8 +127,11 @@ def test_edits_reload_every_open_page(dev_server, new_page):
     for page in pages:
         wait_live(page)
         mark(page)
-    edit(app_dir / "static/css/app.css", "#live-table time {",
-         "#add-row-heading { letter-spacing: 7px; }\n#live-table time {")
+    edit(
+        app_dir / "static/css/app.css",
+        "#live-table time {",
+        "#add-row-heading { letter-spacing: 7px; }\n#live-table time {",
+    )
     for page in pages:
         expect(page.locator("#add-row-heading")).to_have_css("letter-spacing", "7px")
         assert reloaded(page)
@@ -125,7 +142,7 @@ def test_edits_reload_every_open_page(dev_server, new_page):
         mark(page)
     edit(app_dir / "webapp/table/routes.py", "PAGE_MAX = 200", "PAGE_MAX = 201")
     for page in pages:
-        wait_until(lambda: reloaded(page), timeout=30)
+        wait_until(lambda page=page: reloaded(page), timeout=30)
         wait_live(page)
     print(f"template edit to reloaded pages: {template_seconds:.2f}s")
     # Each reload may log the socket's failed reconnects while the server restarted.

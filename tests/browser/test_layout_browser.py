@@ -25,8 +25,9 @@ def test_table_page_fits_phone_and_desktop_in_both_colour_modes(live_server, new
         empty.page.screenshot(path=shots / f"table-empty-{size}-{scheme}.png", full_page=True)
         pages.append(empty.page)
 
-    add_rows_over_http(live_server.url, [(n, n * 111_111) for n in range(1, 8)]
-                       + [(-1_000_000_000, 999_999_999)])
+    add_rows_over_http(
+        live_server.url, [(n, n * 111_111) for n in range(1, 8)] + [(-1_000_000_000, 999_999_999)]
+    )
     for size, scheme in looks:
         page = new_page(viewport=SIZES[size], color_scheme=scheme)
         table = TablePage.open(page, live_server.url)
@@ -42,7 +43,9 @@ def test_table_page_fits_phone_and_desktop_in_both_colour_modes(live_server, new
             expect(page.get_by_label(name, exact=True)).to_be_visible()
         expect(page.get_by_role("button", name="Add Row")).to_be_in_viewport()
         # The navigation is always reachable: behind the menu button on a phone.
-        table_link = page.get_by_role("navigation", name="Main").get_by_role("link", name="Table", exact=True)
+        table_link = page.get_by_role("navigation", name="Main").get_by_role(
+            "link", name="Table", exact=True
+        )
         if size == "phone":
             expect(table_link).to_be_hidden()
             page.get_by_role("button", name="Menu").click()

@@ -57,10 +57,13 @@ def test_quick_picks_then_focus_back_on_a_with_its_text_selected(live_server, ne
     table.wait_rows(1)
     expect(table.row(1)).to_contain_text("15")
     expect(table.page.locator("#input-a")).to_be_focused()
-    assert table.page.evaluate(
-        "(() => { const a = document.getElementById('input-a');"
-        " return a.value.slice(a.selectionStart, a.selectionEnd); })()"
-    ) == "7"
+    assert (
+        table.page.evaluate(
+            "(() => { const a = document.getElementById('input-a');"
+            " return a.value.slice(a.selectionStart, a.selectionEnd); })()"
+        )
+        == "7"
+    )
     # Typing now replaces A: the next row is one key and Enter away.
     table.page.keyboard.type("3")
     table.page.keyboard.press("Enter")

@@ -82,8 +82,9 @@ def snapshot(folders: list[Path]) -> dict[Path, int]:
 
 def changed(before: dict[Path, int], after: dict[Path, int]) -> list[Path]:
     """Files added, removed or modified between two snapshots."""
-    return sorted(path for path in before.keys() | after.keys()
-                  if before.get(path) != after.get(path))
+    return sorted(
+        path for path in before.keys() | after.keys() if before.get(path) != after.get(path)
+    )
 
 
 class Watcher:
