@@ -90,3 +90,20 @@ def stored_row_ids(base_url: str) -> list[int]:
     """The ids of every row in the database, read through the CSV export."""
     lines = BrowserSession(base_url).http.get(base_url + "/table/rows.csv", timeout=10).text
     return [int(line.split(",", 1)[0]) for line in lines.splitlines()[1:] if line]
+
+
+def set_hidden(page: Page, hidden: bool = True) -> None:
+    """Make the page report itself hidden (or visible again), as a tab put in the background.
+
+    Headless Chromium reports every page as visible, so the document is told directly and
+    gets the ``visibilitychange`` event a real tab switch would fire.
+    """
+    page.evaluate(
+        """hidden => {
+            const state = hidden ? "hidden" : "visible";
+            Object.defineProperty(document, "visibilityState", {configurable: true, get: () => state});
+            Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        hidden,
+    )
