@@ -57,14 +57,14 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def _failed(node) -> bool:
+def has_failed(node) -> bool:
     return any(
         getattr(node, f"report_{when}", None) is not None and getattr(node, f"report_{when}").failed
         for when in ("setup", "call")
     )
 
 
-def _artifact_dir(node) -> Path:
+def artifact_dir(node) -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", node.nodeid.split("::", 1)[-1])
     path = ARTIFACTS / f"{Path(node.path).stem}-{name}"
     path.mkdir(parents=True, exist_ok=True)
@@ -122,8 +122,8 @@ def new_page(browser, request):
         return page
 
     yield open_page
-    if _failed(request.node):
-        folder = _artifact_dir(request.node)
+    if has_failed(request.node):
+        folder = artifact_dir(request.node)
         for number, (_context, page) in enumerate(opened, 1):
             (folder / f"page{number}-console.log").write_text("\n".join(page.console.lines) + "\n")
             try:
@@ -170,8 +170,8 @@ def start_server(tmp_path, request, migrated_sqlite):
     yield start
     for server in servers:
         server.stop()
-    if _failed(request.node):
-        folder = _artifact_dir(request.node)
+    if has_failed(request.node):
+        folder = artifact_dir(request.node)
         for server in servers:
             if server.log_path and server.log_path.exists():
                 shutil.copy(server.log_path, folder / server.log_path.name)

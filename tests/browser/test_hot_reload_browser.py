@@ -12,6 +12,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from ..e2e.server import BIN, ROOT, free_port
+from .conftest import artifact_dir, has_failed
 from .pages import TablePage, assert_no_console_errors, wait_live
 
 pytestmark = pytest.mark.browser
@@ -77,8 +78,8 @@ def dev_server(tmp_path, request):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        if getattr(request.node, "report_call", None) and request.node.report_call.failed:
-            print(log_path.read_text())
+        if has_failed(request.node):
+            shutil.copy(log_path, artifact_dir(request.node) / log_path.name)
 
 
 def edit(path, old: str, new: str) -> None:
