@@ -47,6 +47,7 @@ dev: migrate
 	$(BIN)/flask --app wsgi run --debug --port $(PORT)
 
 test: install
+	@test -x "$${CHROMIUM:-/usr/bin/chromium}" || echo "make test: Chromium is not installed, so the browser tests (tests/browser) are skipped here and fail in CI. Install it with: sudo apt-get install -y chromium" >&2
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

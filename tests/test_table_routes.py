@@ -83,13 +83,21 @@ def test_post_without_csrf_token_is_refused(client, app):
 
 def test_delete_row_removes_it_everywhere(browser, socket_client, app):
     browser.post("/table/rows", {"a": "1", "b": "1"})
+    browser.post("/table/rows", {"a": "2", "b": "2"})
     watcher = socket_client()
     watcher.get_received()
     response = browser.delete("/table/rows/1")
     assert response.status_code == 200
-    assert 'data-role="row-count">0<' in response.get_data(as_text=True)
+    # htmx deletes the row on this page; the broadcast updates every page's footer.
+    assert response.get_data(as_text=True) == ""
     [event] = watcher.get_received()
     assert event["name"] == "table:row-deleted" and event["args"][0]["id"] == 1
+    assert 'hx-swap-oob="delete:#row-1"' in event["args"][0]["html"]
+    assert 'data-role="row-count">1<' in event["args"][0]["html"]
+    # A plain client gets the new footer.
+    plain = browser.delete("/table/rows/2", htmx=False)
+    assert plain.status_code == 200
+    assert 'data-role="row-count">0<' in plain.get_data(as_text=True)
     assert count_rows(app) == 0
 
 

@@ -28,6 +28,7 @@ def create_app(config_class: type = Config) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_template_filters(app)
+    register_browser_support(app)
     return app
 
 
@@ -85,6 +86,16 @@ def register_errorhandlers(app: Flask) -> None:
 def register_template_filters(app: Flask) -> None:
     app.add_template_filter(iso_utc, "isotime")
     app.add_template_filter(display_time, "displaytime")
+
+
+def register_browser_support(app: Flask) -> None:
+    from . import security
+
+    security.register(app)
+    if app.debug:
+        from . import devreload
+
+        devreload.register(app)
 
 
 def _error_response(status: int, message: str):

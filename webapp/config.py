@@ -49,6 +49,8 @@ class Config:
     PRESENCE_URL = os.environ.get("PRESENCE_URL") or None
     # werkzeug's scrypt (n=2**15, r=8, p=1).
     PASSWORD_HASH_METHOD = "scrypt"
+    # None: the strict default of webapp/security.py; "" sends no policy.
+    CONTENT_SECURITY_POLICY = os.environ.get("CONTENT_SECURITY_POLICY")
 
 
 class DevConfig(Config):

@@ -2,9 +2,16 @@
 
 
 class ValidationError(ValueError):
-    """Input that cannot be accepted; ``str(error)`` is a message for the user."""
+    """Input that cannot be accepted; ``str(error)`` is a message for the user.
+
+    ``field`` names the form field at fault, when there is one, so the page can point at it.
+    """
 
     status = 422
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(LookupError):

@@ -29,3 +29,8 @@ def broadcast(event: str, data: dict[str, Any], html: str, to: str | None = None
     payload = dict(data)
     payload["html"] = html
     socketio.emit(event, payload, to=to)
+
+
+def notify(event: str, data: dict[str, Any], to: str | None = None) -> None:
+    """Send a data-only ``event`` (no page changes with it), e.g. development reloads."""
+    socketio.emit(event, dict(data), to=to)

@@ -51,8 +51,10 @@
     for (const wrapper of Array.from(tpl.content.children)) {
       const oob = wrapper.getAttribute("hx-swap-oob") || "";
       // Removing what this page already removed (its own delete) is done.
-      if (oob === "delete" && wrapper.id && !document.getElementById(wrapper.id)) {
-        wrapper.remove();
+      // Both forms: hx-swap-oob="delete" on the element itself, or "delete:<selector>".
+      if (/^delete(:|$)/.test(oob)) {
+        const selector = oob.slice("delete:".length) || (wrapper.id && "#" + CSS.escape(wrapper.id));
+        if (!selector || !document.querySelector(selector)) wrapper.remove();
         continue;
       }
       if (!INSERTING.test(oob)) continue;

@@ -82,7 +82,7 @@ def add_row():
         return render(
             "table/index.html", "table/_form_feedback.html", 422,
             **({} if is_htmx() else _page_context()), error=str(error),
-            form=request.form,
+            error_field=error.field, form=request.form,
         )
     if wants_json():
         return jsonify(ok=True, **row.to_dict()), 201
@@ -94,13 +94,17 @@ def add_row():
 
 @bp.delete("/table/rows/<int:row_id>")
 def delete_row(row_id: int):
-    """Delete a row; htmx removes it from this page and the footer comes back out of band."""
+    """Delete a row; htmx removes it from this page, the broadcast updates every footer."""
     try:
         services.delete_row(row_id)
     except NotFound as error:
         abort(404, description=str(error))
     if wants_json():
         return jsonify(ok=True, id=row_id)
+    if is_htmx():
+        # No out-of-band footer here: htmx would look for it from the delete button, which the
+        # table:row-deleted broadcast (sent before this answer) may already have removed.
+        return "", 200
     return render_template("table/_footer.html", oob=True, totals=services.totals())
 
 

@@ -22,22 +22,26 @@ class Totals:
 
 def parse_operand(name: str, value) -> int:
     """An integer in -1,000,000,000 ... 1,000,000,000 from form input, or a ValidationError."""
+
+    def invalid(reason: str) -> ValidationError:
+        return ValidationError(f"{name.upper()} {reason}", field=name)
+
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValidationError(f"{name.upper()} is required.")
+        raise invalid("is required.")
     if isinstance(value, bool):
-        raise ValidationError(f"{name.upper()} must be a whole number.")
+        raise invalid("must be a whole number.")
     if isinstance(value, int):
         number = value
     else:
         text = str(value).strip()
         if len(text) > MAX_INPUT_LENGTH:
-            raise ValidationError(f"{name.upper()} is too long to be a number in range.")
+            raise invalid("is too long to be a number in range.")
         sign, digits = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
         if not (digits.isascii() and digits.isdigit()):
-            raise ValidationError(f"{name.upper()} must be a whole number, like 7 or -12.")
+            raise invalid("must be a whole number, like 7 or -12.")
         number = int(sign + digits)
     if not -LIMIT <= number <= LIMIT:
-        raise ValidationError(f"{name.upper()} must be between -1,000,000,000 and 1,000,000,000.")
+        raise invalid("must be between -1,000,000,000 and 1,000,000,000.")
     return number
 
 
