@@ -29,3 +29,12 @@ def broadcast(event: str, data: dict[str, Any], html: str, to: str | None = None
     payload = dict(data)
     payload["html"] = html
     socketio.emit(event, payload, to=to)
+
+
+def resync_local_clients() -> None:
+    """Ask the clients of this worker only to catch up from the database (``server:resync``).
+
+    Called whenever the message-queue listener (re)subscribes: what other workers published
+    while it was not listening never reached this worker's clients.
+    """
+    socketio.emit("server:resync", {"reason": "queue"}, ignore_queue=True)
