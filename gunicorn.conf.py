@@ -137,6 +137,12 @@ def _check_port_is_free(addresses) -> None:
                 _refuse(f"cannot listen on {address[0]}:{address[1]}: {error.strerror}.")
 
 
+def when_ready(server) -> None:
+    """With one socket per worker the master binds nothing itself: say where workers listen."""
+    if server.cfg.reuse_port:
+        server.log.info("Workers listen on %s (one socket each)", ", ".join(server.cfg.bind))
+
+
 def post_worker_init(worker) -> None:
     """Send the app's own log records (loggers under "webapp") to gunicorn's error log."""
     import logging

@@ -25,7 +25,10 @@ def make_config(database_url: str):
 @pytest.fixture(scope="session")
 def postgres_test_database():
     """With TEST_DATABASE=postgres: one fresh PostgreSQL database for the whole session."""
-    if os.environ.get("TEST_DATABASE", "sqlite") != "postgres":
+    kind = os.environ.get("TEST_DATABASE") or "sqlite"
+    if kind not in ("sqlite", "postgres"):
+        pytest.exit(f"TEST_DATABASE={kind!r}: use 'sqlite' (the default) or 'postgres'", 2)
+    if kind == "sqlite":
         yield None
         return
     url, drop = fresh_postgres_database(require("TEST_POSTGRES_URL"))
