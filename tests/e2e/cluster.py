@@ -289,6 +289,20 @@ def require_program(path: str, package: str) -> None:
 
 
 @pytest.fixture
+def balancer(tmp_path):
+    """``balancer(hosts)`` -> nginx started on deploy/nginx.conf over those LiveServers."""
+    started: list[Nginx] = []
+
+    def start(hosts: list[LiveServer]) -> Nginx:
+        started.append(Nginx(tmp_path, [f"127.0.0.1:{host.port}" for host in hosts]))
+        return started[-1].start()
+
+    yield start
+    for nginx in started:
+        nginx.stop()
+
+
+@pytest.fixture
 def own_redis(tmp_path):
     """A redis-server started for this test only, free to kill and restart."""
     require_program("/usr/bin/redis-server", "redis-server")
