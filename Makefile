@@ -15,7 +15,7 @@ VENDOR_FILES := node_modules/htmx.org/dist/htmx.min.js \
 	node_modules/bootstrap/dist/css/bootstrap.min.css \
 	node_modules/bootstrap/dist/js/bootstrap.bundle.min.js
 
-.PHONY: install run dev test migrate lint clean
+.PHONY: install run dev test migrate lint clean test-postgres
 
 install: $(VENV)/.installed $(VENDOR)/.built
 
@@ -49,6 +49,10 @@ dev: migrate
 test: install
 	@test -x "$${CHROMIUM:-/usr/bin/chromium}" || echo "make test: Chromium is not installed, so the browser tests (tests/browser) are skipped here and fail in CI. Install it with: sudo apt-get install -y chromium" >&2
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The unit tests again on a fresh PostgreSQL database (needs TEST_POSTGRES_URL).
+test-postgres: install
+	TEST_DATABASE=postgres $(BIN)/pytest -m "not e2e" --ignore=tests/e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check webapp tests && $(BIN)/ruff format --check webapp tests

@@ -2,33 +2,55 @@
 
 import os
 import re
+import socket
 
 import flask_migrate
 import pytest
 from sqlalchemy import func, select
 
 from webapp import create_app
-from webapp.config import TestConfig
+from webapp.config import TestConfig, engine_options
 from webapp.extensions import db, socketio
+
+from .services import fresh_postgres_database, require
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def make_config(database_url: str):
-    return type("Config", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": database_url})
+    return type("Config", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": database_url,
+                                          "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url)})
+
+
+@pytest.fixture(scope="session")
+def postgres_test_database():
+    """With TEST_DATABASE=postgres: one fresh PostgreSQL database for the whole session."""
+    kind = os.environ.get("TEST_DATABASE") or "sqlite"
+    if kind not in ("sqlite", "postgres"):
+        pytest.exit(f"TEST_DATABASE={kind!r}: use 'sqlite' (the default) or 'postgres'", 2)
+    if kind == "sqlite":
+        yield None
+        return
+    url, drop = fresh_postgres_database(require("TEST_POSTGRES_URL"))
+    yield url
+    drop()
 
 
 @pytest.fixture
-def app(tmp_path):
-    """An app on a fresh database built by the migrations (SQLite file, or TEST_DATABASE_URL)."""
-    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.db'}"
+def app(tmp_path, postgres_test_database):
+    """An app on an empty database built by the migrations.
+
+    SQLite in a fresh file by default; with TEST_DATABASE=postgres the session's PostgreSQL
+    database, migrated and then emptied before each test (ids restart at 1).
+    """
+    url = postgres_test_database or f"sqlite:///{tmp_path / 'test.db'}"
     app = create_app(make_config(url))
     with app.app_context():
-        if os.environ.get("TEST_DATABASE_URL"):
-            db.drop_all()
-            db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
-            db.session.commit()
         flask_migrate.upgrade()
+        if postgres_test_database:
+            tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+            db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.session.commit()
     yield app
     with app.app_context():
         db.session.remove()
@@ -139,3 +161,13 @@ def accounts(app):
         for sock in account.sockets:
             if sock.is_connected():
                 sock.disconnect()
+
+
+@pytest.fixture
+def black_hole():
+    """``host:port`` of a socket that accepts connections and never answers: only a timeout
+    ends a wait on it (a dependency that hangs rather than refuses)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield "127.0.0.1:%d" % listener.getsockname()[1]

@@ -12,6 +12,8 @@ from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
+from . import relay
+from .realtime import resync_local_clients
 
 
 def create_app(config_class: type = Config) -> Flask:
@@ -51,8 +53,12 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     socketio.init_app(
         app,
-        message_queue=app.config["MESSAGE_QUEUE_URL"],
-        channel=app.config["SOCKETIO_CHANNEL"],
+        # Always passed (None without a queue): the module-level socketio keeps options between
+        # apps, and the relay's listener recovers by itself (webapp/relay.py).
+        client_manager=relay.client_manager(
+            app.config["MESSAGE_QUEUE_URL"], app.config["SOCKETIO_CHANNEL"],
+            on_subscribed=resync_local_clients,
+        ),
         # Websocket only: no sticky sessions needed behind several workers or hosts.
         transports=["websocket"],
         # None means same origin only; listed origins are added for proxies that rewrite Host.

@@ -27,10 +27,45 @@ def _database_url() -> str:
     return url
 
 
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise RuntimeError(f"{name}={value!r} is not a number.") from None
+
+
+def engine_options(url: str) -> dict:
+    """SQLAlchemy engine options for ``url``: pool and timeouts for PostgreSQL, from the env.
+
+    Every worker (and host) has its own pool, so the database sees up to
+    workers x hosts x (DB_POOL_SIZE + DB_MAX_OVERFLOW) connections. The connect and statement
+    timeouts keep a worker from hanging on a database that stopped answering.
+    """
+    if not url.startswith("postgresql"):
+        return {"pool_pre_ping": True}
+    statement_timeout_ms = int(_env_number("DB_STATEMENT_TIMEOUT", 30) * 1000)
+    return {
+        "pool_pre_ping": True,
+        "pool_size": int(_env_number("DB_POOL_SIZE", 5)),
+        "max_overflow": int(_env_number("DB_MAX_OVERFLOW", 10)),
+        "pool_timeout": _env_number("DB_POOL_TIMEOUT", 10),
+        # Drop connections before a firewall or the server forgets idle ones.
+        "pool_recycle": int(_env_number("DB_POOL_RECYCLE", 1800)),
+        "connect_args": {
+            "connect_timeout": max(1, int(_env_number("DB_CONNECT_TIMEOUT", 5))),
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+            "application_name": os.environ.get("DB_APPLICATION_NAME", "webapp"),
+        },
+    }
+
+
 class Config:
     SECRET_KEY = _secret_key()
     SQLALCHEMY_DATABASE_URI = _database_url()
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS = engine_options(SQLALCHEMY_DATABASE_URI)
     MESSAGE_QUEUE_URL = os.environ.get("MESSAGE_QUEUE_URL") or None
     # The queue channel: hosts that share one queue and one database must use the same name.
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "flask-socketio")
@@ -62,6 +97,7 @@ class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret"
     SQLALCHEMY_DATABASE_URI = "sqlite://"
+    SQLALCHEMY_ENGINE_OPTIONS = engine_options(SQLALCHEMY_DATABASE_URI)
     MESSAGE_QUEUE_URL = None
     PRESENCE_URL = None
     # Cheap hashing keeps the tests fast; the production method is checked in its own test.

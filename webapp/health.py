@@ -3,7 +3,8 @@
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from .extensions import db
+from .extensions import db, socketio
+from .relay import worker_id
 
 bp = Blueprint("health", __name__)
 
@@ -24,12 +25,22 @@ def check_queue(url: str | None) -> str:
         if url.startswith(("redis://", "rediss://", "unix://")):
             import redis
 
-            redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            # No retries with back-off: a probe must answer within a few seconds.
+            client = redis.Redis.from_url(
+                url, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 0)
+            )
+            try:
+                client.ping()
+            finally:
+                client.close()
         else:
             import kombu
 
             with kombu.Connection(url, connect_timeout=2) as connection:
-                connection.ensure_connection(max_retries=1)
+                connection.ensure_connection(max_retries=0)  # one attempt
         return "ok"
     except Exception:  # unreachable, refused, auth: all mean the queue is down
         return "down"
@@ -44,3 +55,16 @@ def healthz():
     }
     healthy = status["db"] == "ok" and status["queue"] in ("ok", "off")
     return jsonify(status), 200 if healthy else 503
+
+
+@bp.after_app_request
+def served_by(response):
+    """Name the worker that answered (an opaque id), to see how a balancer spreads requests."""
+    response.headers["X-Worker"] = worker_id()
+    return response
+
+
+@socketio.on("server:worker")
+def which_worker(_data=None):
+    """Sent by a client that wants to know which worker serves its socket (an opaque id)."""
+    return {"ok": True, "worker": worker_id()}

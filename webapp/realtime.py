@@ -34,3 +34,12 @@ def broadcast(event: str, data: dict[str, Any], html: str, to: str | None = None
 def notify(event: str, data: dict[str, Any], to: str | None = None) -> None:
     """Send a data-only ``event`` (no page changes with it), e.g. development reloads."""
     socketio.emit(event, dict(data), to=to)
+
+
+def resync_local_clients() -> None:
+    """Ask the clients of this worker only to catch up from the database (``server:resync``).
+
+    Called whenever the message-queue listener (re)subscribes: what other workers published
+    while it was not listening never reached this worker's clients.
+    """
+    socketio.emit("server:resync", {"reason": "queue"}, ignore_queue=True)

@@ -129,6 +129,9 @@
       connectedBefore = true;
       document.dispatchEvent(new CustomEvent("realtime:connect"));
     });
+    // This worker's message-queue listener was away: events may have been missed. Catch up
+    // like after a reconnect (the connection itself stayed up).
+    socket.on("server:resync", () => catchUpAll(true));
     socket.on("disconnect", () => setStatus("reconnecting", "Reconnecting…"));
     socket.io.on("reconnect_attempt", () => setStatus("reconnecting", "Reconnecting…"));
     socket.io.on("reconnect_failed", () => setStatus("offline", "Offline"));

@@ -15,3 +15,7 @@ def live_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+# Scale-out fixtures: several workers and hosts on PostgreSQL and a message queue.
+from .cluster import balancer, cluster, own_redis, postgres_url  # noqa: E402,F401

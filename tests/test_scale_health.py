@@ -1,0 +1,77 @@
+"""/healthz and the message queue when a dependency is down or stopped answering.
+
+A "black hole" is a port that accepts connections and never answers: the worst case, because
+only timeouts end the wait. Nothing here needs a running service.
+"""
+
+import socket
+import time
+
+import pytest
+
+from webapp import create_app, relay
+from webapp.health import check_queue
+
+from .conftest import make_config
+
+
+
+def dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again: connections are refused
+
+
+@pytest.mark.parametrize("scheme", ["redis://{}/0", "amqp://guest:guest@{}//"])
+def test_a_queue_that_never_answers_is_down_within_seconds(scheme, black_hole):
+    started = time.monotonic()
+    assert check_queue(scheme.format(black_hole)) == "down"
+    assert time.monotonic() - started < 8
+
+
+@pytest.mark.parametrize("scheme", ["redis://{}/0", "amqp://guest:guest@{}//"])
+def test_a_refused_queue_is_down_at_once(scheme):
+    started = time.monotonic()
+    assert check_queue(scheme.format(f"127.0.0.1:{dead_port()}")) == "down"
+    assert time.monotonic() - started < 3
+
+
+def test_healthz_answers_503_quickly_when_the_database_never_answers(black_hole, monkeypatch):
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "2")
+    app = create_app(make_config(f"postgresql+psycopg://postgres@{black_hole}/app"))
+    started = time.monotonic()
+    response = app.test_client().get("/healthz")
+    assert time.monotonic() - started < 8
+    assert response.status_code == 503
+    assert response.get_json() == {"db": "down", "queue": "off"}
+
+
+def test_healthz_answers_503_when_the_database_is_gone(tmp_path):
+    app = create_app(make_config(f"postgresql+psycopg://postgres@127.0.0.1:{dead_port()}/app"))
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503 and response.get_json()["db"] == "down"
+
+
+def test_every_response_names_its_worker(client):
+    first, second = client.get("/healthz"), client.get("/")
+    assert first.headers["X-Worker"] == second.headers["X-Worker"] == relay.worker_id()
+    assert len(relay.worker_id()) == 12
+
+
+def test_a_socket_can_ask_which_worker_serves_it(socket_client):
+    ack = socket_client().emit("server:worker", {}, callback=True)
+    assert ack == {"ok": True, "worker": relay.worker_id()}
+
+
+@pytest.mark.parametrize(
+    "url, kind",
+    [(None, type(None)), ("", type(None)), ("redis://q:6379/0", relay.RedisRelay),
+     ("rediss://q:6380/0", relay.RedisRelay), ("amqp://guest:guest@q:5672//", relay.AmqpRelay)],
+)
+def test_the_queue_url_picks_the_relay(url, kind):
+    assert isinstance(relay.client_manager(url, "channel"), kind)
+
+
+def test_an_unknown_queue_scheme_is_refused_with_the_supported_ones():
+    with pytest.raises(RuntimeError, match="redis://, rediss://, amqp://, amqps://"):
+        relay.client_manager("kafka://q:9092", "channel")

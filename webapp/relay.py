@@ -1,0 +1,195 @@
+"""The message queue that relays Socket.IO events between workers and hosts.
+
+python-socketio's own Redis and RabbitMQ managers reconnect a lost listener with a back-off that
+grows to 60 s, keep a request waiting for seconds (Redis) or for ever (RabbitMQ) while the broker
+is down, never notice a connection that died silently, and tell nobody about the events that
+were published while they were not listening. The managers here:
+
+- reconnect the listener with a back-off capped at a few seconds;
+- ping the broker while the channel is quiet, and reconnect when no answer comes back;
+- give up publishing quickly: the change is already committed and clients catch up from the
+  database;
+- call ``on_subscribed`` each time the listener is (re)subscribed, so this worker can ask its own
+  clients to catch up from the database on what was published while it was not listening.
+"""
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import socketio
+
+logger = logging.getLogger(__name__)
+
+SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
+
+CONNECT_TIMEOUT = 2.0  # seconds to reach the broker before publishing or listening gives up
+IO_TIMEOUT = 2.0  # seconds a publish may wait for the broker's answer
+
+
+def client_manager(
+    url: str | None, channel: str, on_subscribed: Callable[[], None] | None = None
+) -> socketio.Manager | None:
+    """The Socket.IO client manager for ``url``; None without a queue (one process)."""
+    if not url:
+        return None
+    if url.startswith(("redis://", "rediss://")):
+        return RedisRelay(url, channel=channel, on_subscribed=on_subscribed)
+    if url.startswith(("amqp://", "amqps://")):
+        return AmqpRelay(url, channel=channel, on_subscribed=on_subscribed)
+    raise RuntimeError(
+        f"MESSAGE_QUEUE_URL must start with one of {', '.join(SCHEMES)}; got {url.split(':')[0]}:"
+    )
+
+
+class _Resubscribing:
+    """What both relays share: a listener loop that retries and reports each subscription."""
+
+    on_subscribed: Callable[[], None] | None = None
+    retry_first = 0.5  # first pause before the listener reconnects, doubled up to retry_max
+    retry_max = 2.0
+    ping_after = 5.0  # a quiet Redis listener pings after this many seconds ...
+    dead_after = 15.0  # ... and reconnects when it heard nothing for this long
+
+    def _subscribed(self) -> None:
+        logger.info("message queue listener subscribed to %r", self.channel)
+        if self.on_subscribed is not None:
+            try:
+                self.on_subscribed()
+            except Exception:  # a failing hook must not stop the relay
+                logger.exception("on_subscribed failed")
+
+    def _retrying(self, listen_once: Callable[[], Iterator]) -> Iterator:
+        delay = self.retry_first
+        while True:
+            started = time.monotonic()
+            try:
+                yield from listen_once()
+            except Exception as error:  # any broker or network failure: reconnect
+                logger.warning(
+                    "message queue listener lost its connection (%s); reconnecting in %.1f s",
+                    str(error) or type(error).__name__, delay,
+                )
+            if time.monotonic() - started > self.dead_after:
+                delay = self.retry_first  # it had been working: start the back-off afresh
+            time.sleep(delay)
+            delay = min(delay * 2, self.retry_max)
+
+
+class RedisRelay(_Resubscribing, socketio.RedisManager):
+    """Redis pub/sub relay whose listener recovers within seconds of Redis coming back."""
+
+    def __init__(self, url: str, channel: str, on_subscribed=None, write_only: bool = False):
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        super().__init__(
+            url,
+            channel=channel,
+            write_only=write_only,
+            redis_options={
+                "socket_connect_timeout": CONNECT_TIMEOUT,
+                "socket_timeout": IO_TIMEOUT,
+                "socket_keepalive": True,
+                # Retrying with back-off inside redis-py would hold a request for seconds; the
+                # manager already tries a publish twice, reconnecting in between.
+                "retry": Retry(NoBackoff(), 0),
+            },
+        )
+        self.on_subscribed = on_subscribed
+
+    def _listen_once(self) -> Iterator[dict]:
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, **self.redis_options)
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(self.channel)
+            heard = pinged = time.monotonic()
+            while True:
+                message = pubsub.get_message(timeout=1.0)
+                now = time.monotonic()
+                if message is not None:
+                    heard = now
+                    if message["type"] == "subscribe":
+                        self._subscribed()
+                    yield message
+                elif now - heard > self.dead_after:
+                    raise ConnectionError(f"no answer from Redis for {self.dead_after:.0f} s")
+                elif now - heard > self.ping_after and now - pinged > self.ping_after:
+                    pubsub.ping()  # answered by a "pong" message while the link is alive
+                    pinged = now
+        finally:
+            pubsub.close()
+            client.close()
+
+    def _redis_listen_with_retries(self):
+        return self._retrying(self._listen_once)
+
+
+class AmqpRelay(_Resubscribing, socketio.KombuManager):
+    """RabbitMQ (AMQP) relay with bounded publishing and a listener that recovers."""
+
+    HEARTBEAT = 10
+
+    def __init__(self, url: str, channel: str, on_subscribed=None, write_only: bool = False):
+        super().__init__(
+            url,
+            channel=channel,
+            write_only=write_only,
+            connection_options=self.bounded_options(),
+        )
+        self.on_subscribed = on_subscribed
+
+    @staticmethod
+    def bounded_options() -> dict:
+        # kombu otherwise retries a connection for ever (or for many seconds) before giving up.
+        return {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "transport_options": {"max_retries": 0, "interval_start": 0, "interval_step": 0.5,
+                                  "interval_max": 0.5},
+        }
+
+    def _producer_publish(self, connection):
+        # kombu's default ensure() retries for ever: a request would hang while RabbitMQ is down.
+        producer = connection.Producer(exchange=self._exchange(), **self.producer_options)
+        return connection.ensure(
+            producer, producer.publish, max_retries=1, interval_start=0, interval_step=0.5,
+            interval_max=0.5,
+        )
+
+    def _listen_once(self) -> Iterator:
+        import kombu
+
+        with kombu.Connection(
+            self.url, heartbeat=self.HEARTBEAT, **self.bounded_options()
+        ) as connection:
+            with connection.SimpleQueue(self._queue()) as queue:
+                # The queue is declared and bound: from here on nothing published is missed.
+                self._subscribed()
+                checked = time.monotonic()
+                while True:
+                    if time.monotonic() - checked >= 1.0:
+                        connection.heartbeat_check()  # raises when RabbitMQ stopped answering
+                        checked = time.monotonic()
+                    try:
+                        message = queue.get(block=True, timeout=1.0)
+                    except queue.Empty:
+                        continue
+                    message.ack()
+                    yield message.payload
+
+    def _listen(self):
+        return self._retrying(self._listen_once)
+
+
+_worker = {"pid": None, "id": None}
+
+
+def worker_id() -> str:
+    """An opaque id of this process, so a client can tell which worker it is connected to."""
+    if _worker["pid"] != os.getpid():
+        _worker.update(pid=os.getpid(), id=uuid.uuid4().hex[:12])
+    return _worker["id"]
