@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from webapp import create_app
+from webapp.chat.services import ensure_general
 from webapp.config import TestConfig, engine_options
 from webapp.extensions import db, socketio
 
@@ -51,6 +52,7 @@ def app(tmp_path, postgres_test_database):
             tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
             db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             db.session.commit()
+            ensure_general()  # the one row the migrations seed
     yield app
     with app.app_context():
         db.session.remove()

@@ -44,6 +44,8 @@
         else input.removeAttribute("aria-invalid");
         input.setAttribute("aria-describedby", (invalid ? "add-row-error " : "") + "numbers-help");
       }
+      // Someone already typing the next row keeps their caret.
+      if (!wrong && inputs.includes(document.activeElement)) return;
       focusField(wrong || inputs[0]);
     });
   }

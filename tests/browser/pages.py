@@ -42,7 +42,10 @@ class TablePage:
         """Type A and B and press Add Row (as a person would, with the keyboard for B)."""
         self.page.get_by_label("A", exact=True).fill(str(a))
         self.page.get_by_label("B", exact=True).fill(str(b))
-        self.page.get_by_role("button", name="Add Row").click()
+        with self.page.expect_response(
+            lambda r: r.request.method == "POST" and r.url.endswith("/table/rows")
+        ):
+            self.page.get_by_role("button", name="Add Row").click()
 
     def row(self, row_id: int):
         return self.page.locator(f"#row-{row_id}")
