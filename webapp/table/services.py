@@ -105,10 +105,6 @@ def add_row(a, b) -> Row:
     row = Row(a=row_a, b=row_b, sum=row_a + row_b)
     db.session.add(row)
     _adjust_totals(1, row.sum)
-    db.session.flush()
-    # Detached with every column loaded, the committed row is rendered and sent without
-    # being read back (commit would expire it and the template would SELECT it again).
-    db.session.expunge(row)
     db.session.commit()
     broadcast_row(row)
     return row
