@@ -226,9 +226,12 @@ const scenarios = {
     event: "chat:message",
     tagOf: (data) => data.body,
     room: null,
+    senders: 1, // clients 0..senders-1 belong to different users: the chat limits each user's rate
+    sent: 0,
     send(tag) {
+      const socket = clients[this.sent++ % this.senders].socket;
       return new Promise((resolve, reject) => {
-        clients[0].socket.timeout(30000).emit("chat:send", { room: this.room, body: tag }, (err, ack) => {
+        socket.timeout(30000).emit("chat:send", { room: this.room, body: tag }, (err, ack) => {
           if (err || !ack?.ok) reject(new Error(`chat:send failed: ${err || JSON.stringify(ack)}`));
           else resolve();
         });
@@ -353,6 +356,7 @@ async function chatConnect({ n, users = 20, room, password = "bench-password-1" 
   const created = await sessions[0].post("/chat/rooms", { name: room });
   if (created.status >= 400) throw new Error(`POST /chat/rooms answered ${created.status}`);
   scenarios.chat.room = room;
+  scenarios.chat.senders = sessions.length;
   const result = await connectClients({ n, scenario: "chat", sessions, page: `/chat/${room}` });
   const joins = await pool(clients.length, 32, (i) =>
     clients[i].socket.timeout(30000).emitWithAck("chat:join", { room }).then(

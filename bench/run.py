@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.server import LiveServer  # noqa: E402  (the tests start gunicorn the same way)
+from tests.e2e.server import LiveServer  # noqa: E402 (the tests start gunicorn the same way)
 
 RESULTS = ROOT / "bench" / "results"
 LOADGEN = ROOT / "bench" / "loadgen.mjs"
@@ -57,6 +57,8 @@ TARGET_KIB_PER_CONNECTION = 80
 TARGET_DELIVERIES_PER_S = 30_000
 TARGET_P99_MS_5000 = 1000
 TARGET_TWO_WORKER_RATIO = 1.15
+# Chat members log in as this many accounts (registering hashes a password: slow on purpose).
+CHAT_USERS = 20
 
 
 class BenchError(RuntimeError):
@@ -142,18 +144,25 @@ class Setup:
 
 
 def sqlite_setup(workdir: Path) -> Setup:
-    return Setup("sqlite", 1, {"DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-                               "MESSAGE_QUEUE_URL": ""})
+    return Setup(
+        "sqlite", 1, {"DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}", "MESSAGE_QUEUE_URL": ""}
+    )
 
 
 def redis_postgres_setup(workdir: Path, workers: int) -> Setup:
     """Two workers on PostgreSQL and Redis: a database and a queue channel of their own."""
     from tests.services import fresh_postgres_database
 
-    redis_url = (os.environ.get("BENCH_REDIS_URL") or os.environ.get("TEST_REDIS_URL")
-                 or "redis://127.0.0.1:6379/0")
-    postgres_url = (os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("TEST_POSTGRES_URL")
-                    or "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    redis_url = (
+        os.environ.get("BENCH_REDIS_URL")
+        or os.environ.get("TEST_REDIS_URL")
+        or "redis://127.0.0.1:6379/0"
+    )
+    postgres_url = (
+        os.environ.get("BENCH_POSTGRES_URL")
+        or os.environ.get("TEST_POSTGRES_URL")
+        or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
     import redis
 
     try:
@@ -165,9 +174,11 @@ def redis_postgres_setup(workdir: Path, workers: int) -> Setup:
     except Exception as error:
         raise BenchError(f"PostgreSQL at {postgres_url} is not reachable ({error})") from error
     channel = f"bench-{uuid.uuid4().hex[:12]}"
-    setup = Setup("redis+pg", workers, {"DATABASE_URL": database_url,
-                                        "MESSAGE_QUEUE_URL": redis_url,
-                                        "SOCKETIO_CHANNEL": channel})
+    setup = Setup(
+        "redis+pg",
+        workers,
+        {"DATABASE_URL": database_url, "MESSAGE_QUEUE_URL": redis_url, "SOCKETIO_CHANNEL": channel},
+    )
     setup.cleanup.append(drop)
     return setup
 
@@ -185,15 +196,23 @@ def seed_rows(database_url: str, count: int) -> None:
     from webapp.table import services
     from webapp.table.models import Row
 
-    config = type("BenchConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": database_url,
-                                             "SECRET_KEY": "bench", "MESSAGE_QUEUE_URL": None})
+    config = type(
+        "BenchConfig",
+        (Config,),
+        {"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "bench", "MESSAGE_QUEUE_URL": None},
+    )
     app = create_app(config)
     with app.app_context():
         have = db.session.scalar(select(func.count(Row.id)))
         stamp = datetime(2020, 1, 1, tzinfo=UTC)
         for start in range(have, count, 10_000):
-            db.session.execute(insert(Row), [{"a": i, "b": 1, "sum": i + 1, "created_at": stamp}
-                                             for i in range(start, min(count, start + 10_000))])
+            db.session.execute(
+                insert(Row),
+                [
+                    {"a": i, "b": 1, "sum": i + 1, "created_at": stamp}
+                    for i in range(start, min(count, start + 10_000))
+                ],
+            )
         services.recount_totals()
         db.session.commit()
         db.session.remove()
@@ -232,8 +251,9 @@ class Server:
         return self
 
     def _pin(self, pid: int) -> None:
-        subprocess.run(["taskset", "-a", "-cp", self.cpus, str(pid)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["taskset", "-a", "-cp", self.cpus, str(pid)], check=True, capture_output=True
+        )
 
     @property
     def pids(self) -> list[int]:
@@ -269,8 +289,14 @@ class LoadGenerator:
         if cpus:
             command = ["taskset", "-c", cpus, *command]
         self.log = open(log_path, "ab")
-        self.process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self._reply(30)
@@ -357,9 +383,24 @@ class Profiler:
         self.directory.mkdir(parents=True, exist_ok=True)
         for pid in server.workers:
             out = self.directory / f"{label}-{pid}.txt"
-            self.processes.append(subprocess.Popen(
-                [py_spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-                 "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--rate",
+                        "250",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
 
     def stop(self) -> None:
         for process in self.processes:
@@ -369,23 +410,41 @@ class Profiler:
         self.processes = []
 
 
-def measure(server: Server, loadgen: LoadGenerator, plan: Plan, n: int, scenario: str,
-            connect: dict, profiler: Profiler | None = None) -> dict:
+def measure(
+    server: Server,
+    loadgen: LoadGenerator,
+    plan: Plan,
+    n: int,
+    scenario: str,
+    connect: dict,
+    profiler: Profiler | None = None,
+) -> dict:
     """Connect N clients, then time-to-update one row at a time, then sustained throughput."""
-    run: dict = {"config": server.setup.name, "workers": server.setup.workers,
-                 "scenario": scenario, "n": n, "load_average_start": load_average()}
+    run: dict = {
+        "config": server.setup.name,
+        "workers": server.setup.workers,
+        "scenario": scenario,
+        "n": n,
+        "load_average_start": load_average(),
+    }
     rss0, cpu0 = server.rss(), server.cpu()
     connect_timeout = 60 + n * 0.1
     reply = loadgen(connect.pop("cmd"), connect_timeout, n=n, **connect)
     time.sleep(1.0)  # let the server finish every handshake before reading its memory
     rss1, cpu1 = server.rss(), server.cpu()
     connected = reply["connected"]
-    run.update(connected=connected, failed=reply["failed"], connect_errors=reply["errors"],
-               connect_seconds=round(reply["seconds"], 2), joined=reply.get("joined"),
-               rss_kib_before=rss0, rss_kib_after=rss1,
-               kib_per_connection=round((rss1 - rss0) / connected, 1) if connected else None,
-               cpu_ms_per_connection=round((cpu1 - cpu0) * 1000 / connected, 2) if connected else None,
-               loadgen_cpu_percent={"connect": reply["loadgen_cpu_percent"]})
+    run.update(
+        connected=connected,
+        failed=reply["failed"],
+        connect_errors=reply["errors"],
+        connect_seconds=round(reply["seconds"], 2),
+        joined=reply.get("joined"),
+        rss_kib_before=rss0,
+        rss_kib_after=rss1,
+        kib_per_connection=round((rss1 - rss0) / connected, 1) if connected else None,
+        cpu_ms_per_connection=round((cpu1 - cpu0) * 1000 / connected, 2) if connected else None,
+        loadgen_cpu_percent={"connect": reply["loadgen_cpu_percent"]},
+    )
     if not connected:
         return run
 
@@ -394,28 +453,58 @@ def measure(server: Server, loadgen: LoadGenerator, plan: Plan, n: int, scenario
     profiler = profiler or Profiler(None)
     profiler.start(server, f"{server.setup.name}-{scenario}-{n}-latency")
     (user0, system0), cpu0 = server.cpu_times(), server.cpu()
-    reply = loadgen("latency", (plan.rounds + warmup) * timeout_ms / 1000 + 30, rounds=plan.rounds,
-                    warmup=warmup, scenario=scenario, timeoutMs=timeout_ms)
+    reply = loadgen(
+        "latency",
+        (plan.rounds + warmup) * timeout_ms / 1000 + 30,
+        rounds=plan.rounds,
+        warmup=warmup,
+        scenario=scenario,
+        timeoutMs=timeout_ms,
+    )
     (user1, system1), cpu1 = server.cpu_times(), server.cpu()
     run["latency"] = {key: reply[key] for key in ("rounds", "receivers", "missing", "latency_ms")}
     run["cpu_ms_per_row"] = round((cpu1 - cpu0) * 1000 / (plan.rounds + warmup), 1)
     run["cpu_us_per_delivery"] = round(run["cpu_ms_per_row"] * 1000 / reply["receivers"], 1)
-    run["cpu_ms_per_row_user_system"] = [round((user1 - user0) * 1000 / (plan.rounds + warmup), 1),
-                                         round((system1 - system0) * 1000 / (plan.rounds + warmup), 1)]
+    run["cpu_ms_per_row_user_system"] = [
+        round((user1 - user0) * 1000 / (plan.rounds + warmup), 1),
+        round((system1 - system0) * 1000 / (plan.rounds + warmup), 1),
+    ]
     run["loadgen_cpu_percent"]["latency"] = reply["loadgen_cpu_percent"]
     profiler.stop()
 
     rows = rows_for_throughput(plan, n)
+    if scenario == "chat":  # each account may send 10 messages in 10 s: a few each, all in turn
+        rows = min(rows, 4 * CHAT_USERS)
     profiler.start(server, f"{server.setup.name}-{scenario}-{n}-throughput")
     cpu0 = server.cpu()
-    reply = loadgen("throughput", rows * timeout_ms / 1000 + 30, messages=rows,
-                    inflight=plan.inflight, scenario=scenario, timeoutMs=timeout_ms)
+    reply = loadgen(
+        "throughput",
+        rows * timeout_ms / 1000 + 30,
+        messages=rows,
+        inflight=plan.inflight,
+        scenario=scenario,
+        timeoutMs=timeout_ms,
+    )
     cpu1 = server.cpu()
-    run["throughput"] = {key: reply[key] for key in (
-        "messages", "inflight", "receivers", "seconds", "messages_per_s", "deliveries_per_s",
-        "delivered", "missing", "duplicates", "latency_ms")}
+    run["throughput"] = {
+        key: reply[key]
+        for key in (
+            "messages",
+            "inflight",
+            "receivers",
+            "seconds",
+            "messages_per_s",
+            "deliveries_per_s",
+            "delivered",
+            "missing",
+            "duplicates",
+            "latency_ms",
+        )
+    }
     run["throughput_cpu_ms_per_row"] = round((cpu1 - cpu0) * 1000 / rows, 1)
-    run["throughput_cpu_us_per_delivery"] = round((cpu1 - cpu0) * 1e6 / max(reply["delivered"], 1), 1)
+    run["throughput_cpu_us_per_delivery"] = round(
+        (cpu1 - cpu0) * 1e6 / max(reply["delivered"], 1), 1
+    )
     run["server_cpu_percent_throughput"] = round((cpu1 - cpu0) * 100 / reply["seconds"], 1)
     run["loadgen_cpu_percent"]["throughput"] = reply["loadgen_cpu_percent"]
     profiler.stop()
@@ -425,7 +514,9 @@ def measure(server: Server, loadgen: LoadGenerator, plan: Plan, n: int, scenario
     return run
 
 
-def http_benchmark(server: Server, loadgen: LoadGenerator, plan: Plan, cpus: str | None) -> list[dict]:
+def http_benchmark(
+    server: Server, loadgen: LoadGenerator, plan: Plan, cpus: str | None
+) -> list[dict]:
     """Requests/s for the page and the rows fragment, with a browser's session cookie."""
     import requests
 
@@ -438,37 +529,75 @@ def http_benchmark(server: Server, loadgen: LoadGenerator, plan: Plan, cpus: str
         if shutil.which("wrk"):
             result = run_wrk(server.url + path, cookie, plan, cpus)
         else:
-            reply = loadgen("http", plan.http_seconds + 60, path=path, seconds=plan.http_seconds,
-                            connections=plan.http_connections)
-            result = {"tool": "loadgen (wrk not installed)", "requests_per_s": reply["requests_per_s"],
-                      "requests": reply["requests"], "errors": reply["errors"],
-                      "latency_ms": reply["latency_ms"], "seconds": reply["seconds"],
-                      "loadgen_cpu_percent": reply["loadgen_cpu_percent"]}
+            reply = loadgen(
+                "http",
+                plan.http_seconds + 60,
+                path=path,
+                seconds=plan.http_seconds,
+                connections=plan.http_connections,
+            )
+            result = {
+                "tool": "loadgen (wrk not installed)",
+                "requests_per_s": reply["requests_per_s"],
+                "requests": reply["requests"],
+                "errors": reply["errors"],
+                "latency_ms": reply["latency_ms"],
+                "seconds": reply["seconds"],
+                "loadgen_cpu_percent": reply["loadgen_cpu_percent"],
+            }
         result["server_cpu_ms_per_request"] = round(
-            (server.cpu() - cpu0) * 1000 / max(result["requests"], 1), 2)
-        results.append({"config": server.setup.name, "workers": server.setup.workers,
-                        "path": path, "load_average_start": load, **result})
+            (server.cpu() - cpu0) * 1000 / max(result["requests"], 1), 2
+        )
+        results.append(
+            {
+                "config": server.setup.name,
+                "workers": server.setup.workers,
+                "path": path,
+                "load_average_start": load,
+                **result,
+            }
+        )
     return results
 
 
 def run_wrk(url: str, cookie: str, plan: Plan, cpus: str | None) -> dict:
-    command = ["wrk", "-t1", f"-c{plan.http_connections}", f"-d{max(1, round(plan.http_seconds))}s",
-               "--latency", "-H", f"Cookie: {cookie}", url]
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{plan.http_connections}",
+        f"-d{max(1, round(plan.http_seconds))}s",
+        "--latency",
+        "-H",
+        f"Cookie: {cookie}",
+        url,
+    ]
     if cpus:
         command = ["taskset", "-c", cpus, *command]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=plan.http_seconds + 60,
-                         check=True).stdout
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=plan.http_seconds + 60, check=True
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests_done = int(re.search(r"(\d+) requests in", out).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return {"tool": "wrk", "requests_per_s": rps, "requests": requests_done,
-            "errors": int(non_2xx.group(1)) if non_2xx else 0,
-            "socket_errors": errors.group(0) if errors else None, "raw": out}
+    return {
+        "tool": "wrk",
+        "requests_per_s": rps,
+        "requests": requests_done,
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": errors.group(0) if errors else None,
+        "raw": out,
+    }
 
 
-def run_config(setup: Setup, plan: Plan, scenarios: list[str], cpus: tuple[str, str] | None,
-               workdir: Path, report: dict) -> None:
+def run_config(
+    setup: Setup,
+    plan: Plan,
+    scenarios: list[str],
+    cpus: tuple[str, str] | None,
+    workdir: Path,
+    report: dict,
+) -> None:
     server_cpus, loadgen_cpus = cpus or (None, None)
     try:
         LiveServer(server_env(setup), workers=setup.workers).migrate()
@@ -477,8 +606,11 @@ def run_config(setup: Setup, plan: Plan, scenarios: list[str], cpus: tuple[str, 
     if plan.seed_rows:
         started = time.monotonic()
         seed_rows(setup.env["DATABASE_URL"], plan.seed_rows)
-        print(f"{setup.name}: table seeded with {plan.seed_rows:,} rows "
-              f"in {time.monotonic() - started:.0f}s", flush=True)
+        print(
+            f"{setup.name}: table seeded with {plan.seed_rows:,} rows "
+            f"in {time.monotonic() - started:.0f}s",
+            flush=True,
+        )
     chat_available = None
     for n in plan.clients:
         for scenario in scenarios:
@@ -491,16 +623,28 @@ def run_config(setup: Setup, plan: Plan, scenarios: list[str], cpus: tuple[str, 
                 if chat_available is None:
                     chat_available = server.status("/chat") != 404
                     if not chat_available and "chat" in scenarios:
-                        skip(report, "chat: not available (GET /chat answered 404): "
-                                     "chat scenario skipped")
+                        skip(
+                            report,
+                            "chat: not available (GET /chat answered 404): chat scenario skipped",
+                        )
                     if scenario == "chat" and not chat_available:
                         continue
                 loadgen = LoadGenerator(server.url, loadgen_cpus, log.with_suffix(".loadgen.log"))
                 warm_up(loadgen)
-                print(f"{setup.name} ({setup.workers} worker{'s' * (setup.workers > 1)}), "
-                      f"{scenario}, N={n}: load {load_average()} ...", flush=True)
-                connect = ({"cmd": "connect"} if scenario == "table" else
-                           {"cmd": "chat-connect", "room": f"bench{uuid.uuid4().hex[:8]}"})
+                print(
+                    f"{setup.name} ({setup.workers} worker{'s' * (setup.workers > 1)}), "
+                    f"{scenario}, N={n}: load {load_average()} ...",
+                    flush=True,
+                )
+                connect = (
+                    {"cmd": "connect"}
+                    if scenario == "table"
+                    else {
+                        "cmd": "chat-connect",
+                        "room": f"bench{uuid.uuid4().hex[:8]}",
+                        "users": CHAT_USERS,
+                    }
+                )
                 run = measure(server, loadgen, plan, n, scenario, connect, Profiler(plan.profile))
                 report["runs"].append(run)
                 print("   " + one_line(run), flush=True)
@@ -510,7 +654,9 @@ def run_config(setup: Setup, plan: Plan, scenarios: list[str], cpus: tuple[str, 
                 server.stop()
     if "table" in scenarios:
         server = Server(setup, server_cpus, workdir / f"{setup.name}-http.gunicorn.log").start()
-        loadgen = LoadGenerator(server.url, loadgen_cpus, workdir / f"{setup.name}-http.loadgen.log")
+        loadgen = LoadGenerator(
+            server.url, loadgen_cpus, workdir / f"{setup.name}-http.loadgen.log"
+        )
         try:
             report["http"].extend(http_benchmark(server, loadgen, plan, loadgen_cpus))
         finally:
@@ -531,29 +677,37 @@ def one_line(run: dict) -> str:
     if "latency" not in run:
         return f"connected {run['connected']}/{run['n']}: {run['connect_errors']}"
     lat, tp = run["latency"]["latency_ms"], run["throughput"]
-    return (f"connected {run['connected']}/{run['n']}, p99 {lat['p99']} ms, "
-            f"{run['cpu_ms_per_row']} CPU-ms/row, {run['kib_per_connection']} KiB/conn, "
-            f"{tp['deliveries_per_s']:.0f} deliveries/s, missing "
-            f"{run['latency']['missing'] + tp['missing']}")
+    return (
+        f"connected {run['connected']}/{run['n']}, p99 {lat['p99']} ms, "
+        f"{run['cpu_ms_per_row']} CPU-ms/row, {run['kib_per_connection']} KiB/conn, "
+        f"{tp['deliveries_per_s']:.0f} deliveries/s, missing "
+        f"{run['latency']['missing'] + tp['missing']}"
+    )
 
 
 def markdown(report: dict) -> str:
     lines = [
-        "| config | scenario | N | connected | p50 ms | p95 ms | p99 ms | max ms | CPU ms/row "
-        "| CPU µs/delivery | KiB/conn | rows/s | deliveries/s | missing | server CPU % | loadgen CPU % "
-        "| load avg |",
+        (
+            "| config | scenario | N | connected | p50 ms | p95 ms | p99 ms | max ms | CPU ms/row "
+            "| CPU µs/delivery | KiB/conn | rows/s | deliveries/s | missing | server CPU % "
+            "| loadgen CPU % | load avg |"
+        ),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in report["runs"]:
         config = f"{run['config']} ×{run['workers']}"
         if "latency" not in run:
-            lines.append(f"| {config} | {run['scenario']} | {run['n']} | {run['connected']} "
-                         "| – | – | – | – | – | – | – | – | – | – | – | – | "
-                         f"{run['load_average_start'][0]} |")
+            lines.append(
+                f"| {config} | {run['scenario']} | {run['n']} | {run['connected']} "
+                "| – | – | – | – | – | – | – | – | – | – | – | – | "
+                f"{run['load_average_start'][0]} |"
+            )
             continue
         lat, tp = run["latency"]["latency_ms"], run["throughput"]
-        loadgen_cpu = max(run["loadgen_cpu_percent"].get("latency", 0),
-                          run["loadgen_cpu_percent"].get("throughput", 0))
+        loadgen_cpu = max(
+            run["loadgen_cpu_percent"].get("latency", 0),
+            run["loadgen_cpu_percent"].get("throughput", 0),
+        )
         lines.append(
             f"| {config} | {run['scenario']} | {run['n']} | {run['connected']} | {lat['p50']} "
             f"| {lat['p95']} | {lat['p99']} | {lat['max']} | {run['cpu_ms_per_row']} "
@@ -561,33 +715,45 @@ def markdown(report: dict) -> str:
             f"| {tp['messages_per_s']:.1f} | {tp['deliveries_per_s']:.0f} "
             f"| {run['latency']['missing'] + tp['missing']} "
             f"| {run['server_cpu_percent_throughput']} | {loadgen_cpu} "
-            f"| {run['load_average_start'][0]} |")
+            f"| {run['load_average_start'][0]} |"
+        )
     lines += [
         "",
-        "p50…max: time-to-update over all clients and timed rows, one row at a time; CPU ms/row "
-        "and µs/delivery: every gunicorn process, in the same phase. rows/s, deliveries/s: "
-        f"sustained, with {report['plan']['inflight']} rows in flight. "
-        "server CPU %: cores' worth the server used during the throughput phase: well under "
-        "100 per worker means it was waiting, or the machine was busy (see load avg).",
+        (
+            "p50…max: time-to-update over all clients and timed rows (messages for chat), one "
+            "row at a time; CPU ms/row and µs/delivery: every gunicorn process, in the same "
+            f"phase. rows/s, deliveries/s: sustained, {report['plan']['inflight']} rows in "
+            "flight. server CPU %: cores' worth the server used meanwhile: well under 100 per "
+            "worker means it was waiting, or the machine was busy (see load avg)."
+        ),
     ]
     if report["http"]:
-        lines += ["", "| config | GET | requests/s | server CPU ms/request | tool | load avg |",
-                  "|---|---|---:|---:|---|---|"]
+        lines += [
+            "",
+            "| config | GET | requests/s | server CPU ms/request | tool | load avg |",
+            "|---|---|---:|---:|---|---|",
+        ]
         for result in report["http"]:
-            lines.append(f"| {result['config']} ×{result['workers']} | `{result['path']}` "
-                         f"| {result['requests_per_s']:.0f} | {result['server_cpu_ms_per_request']} "
-                         f"| {result['tool']} | {result['load_average_start'][0]} |")
+            lines.append(
+                f"| {result['config']} ×{result['workers']} | `{result['path']}` "
+                f"| {result['requests_per_s']:.0f} | {result['server_cpu_ms_per_request']} "
+                f"| {result['tool']} | {result['load_average_start'][0]} |"
+            )
     if report["targets"]:
         lines += ["", "| target | measured | met |", "|---|---|---|"]
         for target in report["targets"]:
-            lines.append(f"| {target['target']} | {target['measured']} "
-                         f"| {'yes' if target['met'] else '**no**'} |")
+            lines.append(
+                f"| {target['target']} | {target['measured']} "
+                f"| {'yes' if target['met'] else '**no**'} |"
+            )
     for line in report["skipped"]:
         lines.append(f"\n_{line}_")
-    lines.append(f"\nLoad average at the start {report['machine']['load_average_start']}, "
-                 f"at the end {report['machine'].get('load_average_end')} "
-                 f"({report['machine']['cpus']} CPUs; server on CPUs {report['pinning']['server']}, "
-                 f"load generator on {report['pinning']['loadgen']}).")
+    lines.append(
+        f"\nLoad average at the start {report['machine']['load_average_start']}, "
+        f"at the end {report['machine'].get('load_average_end')} "
+        f"({report['machine']['cpus']} CPUs; server on CPUs {report['pinning']['server']}, "
+        f"load generator on {report['pinning']['loadgen']})."
+    )
     return "\n".join(lines)
 
 
@@ -607,76 +773,122 @@ def check_targets(report: dict) -> list[dict]:
     one = find_run(report, "sqlite", TARGET_N)
     if one:
         p99 = one["latency"]["latency_ms"]["p99"]
-        add(f"N={TARGET_N}: p99 time-to-update ≤ {TARGET_P99_MS} ms", f"{p99} ms", p99 <= TARGET_P99_MS)
-        add(f"N={TARGET_N}: ≤ {TARGET_CPU_MS_PER_ROW} server CPU-ms per row",
-            f"{one['cpu_ms_per_row']} ms", one["cpu_ms_per_row"] <= TARGET_CPU_MS_PER_ROW)
-        add(f"N={TARGET_N}: ≤ {TARGET_KIB_PER_CONNECTION} KiB per connection",
-            f"{one['kib_per_connection']} KiB", one["kib_per_connection"] <= TARGET_KIB_PER_CONNECTION)
+        add(
+            f"N={TARGET_N}: p99 time-to-update ≤ {TARGET_P99_MS} ms",
+            f"{p99} ms",
+            p99 <= TARGET_P99_MS,
+        )
+        add(
+            f"N={TARGET_N}: ≤ {TARGET_CPU_MS_PER_ROW} server CPU-ms per row",
+            f"{one['cpu_ms_per_row']} ms",
+            one["cpu_ms_per_row"] <= TARGET_CPU_MS_PER_ROW,
+        )
+        add(
+            f"N={TARGET_N}: ≤ {TARGET_KIB_PER_CONNECTION} KiB per connection",
+            f"{one['kib_per_connection']} KiB",
+            one["kib_per_connection"] <= TARGET_KIB_PER_CONNECTION,
+        )
         tp = one["throughput"]
         missing = one["latency"]["missing"] + tp["missing"]
-        add(f"N={TARGET_N}: sustained ≥ {TARGET_DELIVERIES_PER_S:,} deliveries/s, 0 missing",
+        add(
+            f"N={TARGET_N}: sustained ≥ {TARGET_DELIVERIES_PER_S:,} deliveries/s, 0 missing",
             f"{tp['deliveries_per_s']:,.0f}/s, {missing} missing",
-            tp["deliveries_per_s"] >= TARGET_DELIVERIES_PER_S and missing == 0)
+            tp["deliveries_per_s"] >= TARGET_DELIVERIES_PER_S and missing == 0,
+        )
     big = find_run(report, "sqlite", 5000)
     if big:
         missing = big["latency"]["missing"] + big["throughput"]["missing"]
         p99 = big["latency"]["latency_ms"]["p99"]
-        add("N=5000, one worker: all connected, all delivered, p99 ≤ 1 s",
+        add(
+            "N=5000, one worker: all connected, all delivered, p99 ≤ 1 s",
             f"{big['connected']}/5000 connected, {missing} missing, p99 {p99} ms",
-            big["connected"] == 5000 and missing == 0 and p99 <= TARGET_P99_MS_5000)
+            big["connected"] == 5000 and missing == 0 and p99 <= TARGET_P99_MS_5000,
+        )
     for n in sorted({run["n"] for run in report["runs"] if run["n"] >= TARGET_N}):
         single, double = find_run(report, "sqlite", n), find_run(report, "redis+pg", n)
         if single and double:
             ratio = double["cpu_us_per_delivery"] / single["cpu_us_per_delivery"]
             missing = double["latency"]["missing"] + double["throughput"]["missing"]
-            add(f"N={n}, 2 workers + Redis: CPU per delivery ≤ {TARGET_TWO_WORKER_RATIO}× one "
-                "worker, none missing", f"{ratio:.2f}×, {missing} missing",
-                ratio <= TARGET_TWO_WORKER_RATIO and missing == 0)
+            add(
+                f"N={n}, 2 workers + Redis: CPU per delivery ≤ {TARGET_TWO_WORKER_RATIO}× one "
+                "worker, none missing",
+                f"{ratio:.2f}×, {missing} missing",
+                ratio <= TARGET_TWO_WORKER_RATIO and missing == 0,
+            )
     chat = find_run(report, "sqlite", TARGET_N, "chat")
     if chat:
         p99 = chat["latency"]["latency_ms"]["p99"]
-        add(f"chat room with {TARGET_N} members: p99 ≤ {TARGET_P99_MS} ms", f"{p99} ms",
-            p99 <= TARGET_P99_MS)
+        add(
+            f"chat room with {TARGET_N} members: p99 ≤ {TARGET_P99_MS} ms",
+            f"{p99} ms",
+            p99 <= TARGET_P99_MS,
+        )
     return targets
 
 
 def versions() -> dict:
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    node = subprocess.run(
+        ["node", "--version"], check=False, capture_output=True, text=True
+    ).stdout.strip()
     return {"python": platform.python_version(), "node": node, "kernel": platform.release()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true",
-                        help="N=20, one round, SQLite, one worker: a quick check that it all works")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="N=20, one round, SQLite, one worker: a quick check that it all works",
+    )
     parser.add_argument("--clients", default="100,1000,5000", help="comma-separated N values")
-    parser.add_argument("--configs", default="sqlite,redis",
-                        help="sqlite (one worker) and/or redis (PostgreSQL + Redis, --workers)")
+    parser.add_argument(
+        "--configs",
+        default="sqlite,redis",
+        help="sqlite (one worker) and/or redis (PostgreSQL + Redis, --workers)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="workers of the redis config")
     parser.add_argument("--scenarios", default="table,chat", help="table and/or chat")
     parser.add_argument("--rounds", type=int, default=20, help="rows timed one at a time")
-    parser.add_argument("--deliveries", type=int, default=100_000,
-                        help="throughput: about this many deliveries (10 to 500 rows)")
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=100_000,
+        help="throughput: about this many deliveries (10 to 500 rows)",
+    )
     parser.add_argument("--inflight", type=int, default=4, help="throughput: rows in flight")
     parser.add_argument("--http-seconds", type=float, default=5)
     parser.add_argument("--server-cpus", help="taskset list for gunicorn (default: first half)")
     parser.add_argument("--loadgen-cpus", help="taskset list for the generator (default: rest)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
-    parser.add_argument("--seed-rows", type=int, default=0,
-                        help="fill the table with this many rows first (per-event queries)")
-    parser.add_argument("--profile", type=Path,
-                        help="sample the workers with py-spy (pip install py-spy) into this folder")
+    parser.add_argument(
+        "--seed-rows",
+        type=int,
+        default=0,
+        help="fill the table with this many rows first (per-event queries)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the workers with py-spy (pip install py-spy) into this folder",
+    )
     args = parser.parse_args(argv)
 
     if args.smoke:
-        plan = Plan(clients=[20], rounds=1, messages=200, inflight=2, http_seconds=1,
-                    http_connections=4)
+        plan = Plan(
+            clients=[20], rounds=1, messages=200, inflight=2, http_seconds=1, http_connections=4
+        )
         configs, scenarios = ["sqlite"], ["table", "chat"]
     else:
-        plan = Plan(clients=[int(n) for n in args.clients.split(",")], rounds=args.rounds,
-                    messages=args.deliveries, inflight=args.inflight,
-                    http_seconds=args.http_seconds, http_connections=8, profile=args.profile,
-                    seed_rows=args.seed_rows)
+        plan = Plan(
+            clients=[int(n) for n in args.clients.split(",")],
+            rounds=args.rounds,
+            messages=args.deliveries,
+            inflight=args.inflight,
+            http_seconds=args.http_seconds,
+            http_connections=8,
+            profile=args.profile,
+            seed_rows=args.seed_rows,
+        )
         configs, scenarios = args.configs.split(","), args.scenarios.split(",")
 
     if not shutil.which("node"):
@@ -694,11 +906,20 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "load_average_start": load_average(),
-                    "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-                    **versions()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_start": load_average(),
+            "uptime": subprocess.run(
+                ["uptime"], check=False, capture_output=True, text=True
+            ).stdout.strip(),
+            **versions(),
+        },
         "pinning": {"server": cpus[0] if cpus else "any", "loadgen": cpus[1] if cpus else "any"},
-        "plan": vars(plan), "runs": [], "http": [], "skipped": [], "targets": [],
+        "plan": vars(plan),
+        "runs": [],
+        "http": [],
+        "skipped": [],
+        "targets": [],
     }
     print(f"Fan-out benchmark: {report['machine']['uptime']}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -706,8 +927,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in configs:
             try:
-                setup = (sqlite_setup(workdir) if name == "sqlite"
-                         else redis_postgres_setup(workdir, args.workers))
+                setup = (
+                    sqlite_setup(workdir)
+                    if name == "sqlite"
+                    else redis_postgres_setup(workdir, args.workers)
+                )
             except BenchError as error:
                 skip(report, f"{name}: skipped: {error}")
                 continue
@@ -721,8 +945,14 @@ def main(argv: list[str] | None = None) -> int:
         status = 2
     report["machine"]["load_average_end"] = load_average()
     report["targets"] = check_targets(report)
-    incomplete = [run for run in report["runs"] if run.get("failed") or "latency" not in run
-                  or run["latency"]["missing"] or run["throughput"]["missing"]]
+    incomplete = [
+        run
+        for run in report["runs"]
+        if run.get("failed")
+        or "latency" not in run
+        or run["latency"]["missing"]
+        or run["throughput"]["missing"]
+    ]
     if incomplete and not status:
         status = 1
 

@@ -18,7 +18,10 @@ def test_benchmark_smoke_run_delivers_every_row(tmp_path):
     out = tmp_path / "smoke.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
