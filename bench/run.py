@@ -361,9 +361,10 @@ def delivery_timeout_ms(n: int) -> int:
     return 10_000 + 4 * n
 
 
-def warm_up(loadgen: LoadGenerator) -> None:
-    """Templates compiled, pools opened, first connection's lazy imports done: not per client."""
-    loadgen("connect", 60, n=2)
+def warm_up(loadgen: LoadGenerator, workers: int) -> None:
+    """Templates compiled, pools opened, first connections' lazy imports done in every worker:
+    none of that is per client."""
+    loadgen("connect", 60, n=4 * workers)
     loadgen("latency", 60, rounds=2, warmup=0)
     loadgen("disconnect", 30)
     time.sleep(1.0)
@@ -630,7 +631,7 @@ def run_config(
                     if scenario == "chat" and not chat_available:
                         continue
                 loadgen = LoadGenerator(server.url, loadgen_cpus, log.with_suffix(".loadgen.log"))
-                warm_up(loadgen)
+                warm_up(loadgen, setup.workers)
                 print(
                     f"{setup.name} ({setup.workers} worker{'s' * (setup.workers > 1)}), "
                     f"{scenario}, N={n}: load {load_average()} ...",
