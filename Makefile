@@ -59,3 +59,8 @@ lint: install
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR)
+
+# make bench - the fan-out benchmark (bench/run.py; BENCH_ARGS="--smoke" for a quick check)
+.PHONY: bench
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

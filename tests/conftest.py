@@ -52,7 +52,10 @@ def app(tmp_path, postgres_test_database):
             tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
             db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             db.session.commit()
-            ensure_general()  # the one row the migrations seed
+            # What the migrations seed: the general room and the kept table totals.
+            ensure_general()
+            db.session.execute(db.text("INSERT INTO table_totals (id, count, total) VALUES (1, 0, 0)"))
+            db.session.commit()
     yield app
     with app.app_context():
         db.session.remove()

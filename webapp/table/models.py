@@ -29,3 +29,14 @@ class Row(db.Model):
         return {"id": self.id, "a": self.a, "b": self.b, "sum": self.sum,
                 "created_at": iso_utc(self.created_at),
                 "user": self.user.username if self.user else None}
+
+
+class TableTotals(db.Model):
+    """The footer's row count and total of Sum, one row kept in step with every insert and
+    delete: reading it costs one primary-key lookup however long the table grows."""
+
+    __tablename__ = "table_totals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)

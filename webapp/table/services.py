@@ -3,14 +3,15 @@
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db
 from ..realtime import broadcast, render_fragment
-from .models import Row
+from .models import Row, TableTotals
 
 LIMIT = 1_000_000_000
+TOTALS_ID = 1
 MAX_INPUT_LENGTH = 32
 
 
@@ -46,11 +47,42 @@ def parse_operand(name: str, value) -> int:
 
 
 def totals() -> Totals:
-    """Row count and the total of the Sum column."""
-    count, total = db.session.execute(
-        select(func.count(Row.id), func.coalesce(func.sum(Row.sum), 0))
-    ).one()
-    return Totals(int(count), int(total))
+    """Row count and the total of the Sum column, as kept by every insert and delete.
+
+    Every event and page shows them, so they are read from one maintained row rather than
+    counted over the whole table (a full scan: 16 ms at 100,000 rows on SQLite, blocking the
+    worker and every socket on it).
+    """
+    kept = db.session.execute(
+        select(TableTotals.count, TableTotals.total).where(TableTotals.id == TOTALS_ID)
+    ).one_or_none()
+    if kept is None:  # the row was removed by hand: count instead of showing wrong figures
+        kept = db.session.execute(
+            select(func.count(Row.id), func.coalesce(func.sum(Row.sum), 0))
+        ).one()
+    return Totals(int(kept[0]), int(kept[1]))
+
+
+def _adjust_totals(count: int, total: int) -> None:
+    """Change the kept totals in the transaction that adds or removes rows."""
+    kept = TableTotals.__table__.c  # a Core statement: half the cost of the ORM-enabled one
+    db.session.execute(
+        update(TableTotals.__table__)
+        .where(kept.id == TOTALS_ID)
+        .values(count=kept.count + count, total=kept.total + total)
+    )
+
+
+def recount_totals() -> None:
+    """Set the kept totals from the rows themselves (after rows were loaded in bulk)."""
+    db.session.execute(
+        update(TableTotals)
+        .where(TableTotals.id == TOTALS_ID)
+        .values(
+            count=select(func.count(Row.id)).scalar_subquery(),
+            total=select(func.coalesce(func.sum(Row.sum), 0)).scalar_subquery(),
+        )
+    )
 
 
 def latest_rows(limit: int | None = None) -> list[Row]:
@@ -76,6 +108,7 @@ def add_row(a, b, user=None) -> Row:
     row_a, row_b = parse_operand("a", a), parse_operand("b", b)
     row = Row(a=row_a, b=row_b, sum=row_a + row_b, user=user)
     db.session.add(row)
+    _adjust_totals(1, row.sum)
     db.session.commit()
     broadcast_row(row)
     return row
@@ -83,10 +116,15 @@ def add_row(a, b, user=None) -> Row:
 
 def delete_row(row_id: int) -> None:
     """Delete a row, then tell every client; NotFound if there is no such row."""
-    row = db.session.get(Row, row_id)
-    if row is None:
+    # The totals follow what this statement removed: of two concurrent deletes of one row
+    # only one removes it, so the other must neither subtract it again nor broadcast.
+    removed = db.session.execute(
+        delete(Row).where(Row.id == row_id).returning(Row.sum)
+    ).scalar_one_or_none()
+    if removed is None:
+        db.session.rollback()
         raise NotFound(f"There is no row {row_id}.")
-    db.session.delete(row)
+    _adjust_totals(-1, -removed)
     db.session.commit()
     broadcast("table:row-deleted", {"id": row_id}, render_deleted(row_id))
 

@@ -1,0 +1,977 @@
+"""Fan-out benchmark: how fast does a change reach every open browser, and what does it cost?
+
+    .venv/bin/python bench/run.py            # N = 100, 1000, 5000 on SQLite with one worker,
+                                             # then on PostgreSQL + Redis with two workers
+    .venv/bin/python bench/run.py --smoke    # N = 20, one round, SQLite, one worker (in make test)
+    .venv/bin/python bench/run.py --clients 1000 --configs sqlite
+
+The app runs as production runs it (gunicorn -c gunicorn.conf.py wsgi:app, gevent websocket
+worker), pinned to its own core(s) with taskset; bench/loadgen.mjs (Node, socket.io-client)
+runs on the other core(s) and opens N browser-like clients. For each configuration and N it
+measures time-to-update (POST /table/rows until each client has the table:row event), server
+CPU per row (utime + stime of every gunicorn process, from /proc), RSS growth per connection,
+sustained throughput with a bounded number of rows in flight, and HTTP requests/s for GET / and
+GET /table/rows (wrk when installed, else the generator's own HTTP loop). The chat room scenario
+runs when the app has chat routes, and is reported as not available otherwise.
+
+Everything targets loopback and stops by itself. A markdown table goes to stdout, the raw
+figures as JSON to bench/results/ (and --json PATH). Exit status: 0 completed, 1 completed with
+missing deliveries or clients that failed to connect, 2 the run broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.server import LiveServer  # noqa: E402 (the tests start gunicorn the same way)
+
+RESULTS = ROOT / "bench" / "results"
+LOADGEN = ROOT / "bench" / "loadgen.mjs"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Targets for a 2-core machine, one worker unless stated (see the README's Benchmark section).
+TARGET_N = 1000
+TARGET_P99_MS = 150
+TARGET_CPU_MS_PER_ROW = 100
+TARGET_KIB_PER_CONNECTION = 80
+TARGET_DELIVERIES_PER_S = 30_000
+TARGET_P99_MS_5000 = 1000
+TARGET_TWO_WORKER_RATIO = 1.15
+# Chat members log in as this many accounts (registering hashes a password: slow on purpose).
+CHAT_USERS = 20
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------- the machine and /proc
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds of the processes (not of their reaped children)."""
+    user = system = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        user, system = user + int(fields[11]), system + int(fields[12])  # fields 14 and 15
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(cpu_times(pids))
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def raise_open_files_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def cpu_sets(requested_server: str | None, requested_loadgen: str | None) -> tuple[str, str] | None:
+    """Server and generator cores; None when the machine has a single core (no pinning)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    half = len(cores) // 2
+    server = requested_server or ",".join(map(str, cores[:half]))
+    loadgen = requested_loadgen or ",".join(map(str, cores[half:]))
+    return server, loadgen
+
+
+# ---------------------------------------------------------------- configurations
+
+
+@dataclass
+class Setup:
+    name: str
+    workers: int
+    env: dict[str, str]
+    cleanup: list = field(default_factory=list)
+
+    def close(self) -> None:
+        for step in reversed(self.cleanup):
+            try:
+                step()
+            except Exception as error:  # cleanup must not hide the figures
+                print(f"cleanup of {self.name} failed: {error}", file=sys.stderr)
+
+
+def sqlite_setup(workdir: Path) -> Setup:
+    return Setup(
+        "sqlite", 1, {"DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}", "MESSAGE_QUEUE_URL": ""}
+    )
+
+
+def redis_postgres_setup(workdir: Path, workers: int) -> Setup:
+    """Two workers on PostgreSQL and Redis: a database and a queue channel of their own."""
+    from tests.services import fresh_postgres_database
+
+    redis_url = (
+        os.environ.get("BENCH_REDIS_URL")
+        or os.environ.get("TEST_REDIS_URL")
+        or "redis://127.0.0.1:6379/0"
+    )
+    postgres_url = (
+        os.environ.get("BENCH_POSTGRES_URL")
+        or os.environ.get("TEST_POSTGRES_URL")
+        or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    import redis
+
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+    except Exception as error:
+        raise BenchError(f"Redis at {redis_url} is not reachable ({error})") from error
+    try:
+        database_url, drop = fresh_postgres_database(postgres_url)
+    except Exception as error:
+        raise BenchError(f"PostgreSQL at {postgres_url} is not reachable ({error})") from error
+    channel = f"bench-{uuid.uuid4().hex[:12]}"
+    setup = Setup(
+        "redis+pg",
+        workers,
+        {"DATABASE_URL": database_url, "MESSAGE_QUEUE_URL": redis_url, "SOCKETIO_CHANNEL": channel},
+    )
+    setup.cleanup.append(drop)
+    return setup
+
+
+# ---------------------------------------------------------------- the server and the generator
+
+
+def seed_rows(database_url: str, count: int) -> None:
+    """Fill the table with ``count`` old rows, so per-event queries meet a long table."""
+    from sqlalchemy import func, insert, select
+
+    from webapp import create_app
+    from webapp.config import Config
+    from webapp.extensions import db
+    from webapp.table import services
+    from webapp.table.models import Row
+
+    config = type(
+        "BenchConfig",
+        (Config,),
+        {"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "bench", "MESSAGE_QUEUE_URL": None},
+    )
+    app = create_app(config)
+    with app.app_context():
+        have = db.session.scalar(select(func.count(Row.id)))
+        stamp = datetime(2020, 1, 1, tzinfo=UTC)
+        for start in range(have, count, 10_000):
+            db.session.execute(
+                insert(Row),
+                [
+                    {"a": i, "b": 1, "sum": i + 1, "created_at": stamp}
+                    for i in range(start, min(count, start + 10_000))
+                ],
+            )
+        services.recount_totals()
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def server_env(setup: Setup) -> dict[str, str]:
+    return {"SECRET_KEY": "bench-secret", "LOG_LEVEL": "warning", **setup.env}
+
+
+class Server:
+    """gunicorn as production runs it, pinned to the server cores."""
+
+    def __init__(self, setup: Setup, cpus: str | None, log_path: Path):
+        self.setup = setup
+        self.cpus = cpus
+        self.live = LiveServer(server_env(setup), workers=setup.workers, log_path=log_path)
+        self.url = self.live.url
+        self.workers: list[int] = []
+
+    def start(self) -> Server:
+        self.live.start(timeout=60)
+        master = self.live.process.pid
+        if self.cpus:
+            # Workers forked later inherit the master's affinity; those already there are pinned.
+            self._pin(master)
+        deadline = time.monotonic() + 30
+        while len(children_of(master)) < self.setup.workers:
+            if time.monotonic() > deadline:
+                raise BenchError("gunicorn did not start all its workers")
+            time.sleep(0.1)
+        self.workers = children_of(master)
+        if self.cpus:
+            for pid in self.workers:
+                self._pin(pid)
+        return self
+
+    def _pin(self, pid: int) -> None:
+        subprocess.run(
+            ["taskset", "-a", "-cp", self.cpus, str(pid)], check=True, capture_output=True
+        )
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.live.process.pid, *self.workers]
+
+    def check_workers(self) -> None:
+        if children_of(self.live.process.pid) != self.workers:
+            raise BenchError("a gunicorn worker restarted during the measurement; see the log")
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pids)
+
+    def cpu_times(self) -> tuple[float, float]:
+        return cpu_times(self.pids)
+
+    def rss(self) -> int:
+        return rss_kib(self.pids)
+
+    def status(self, path: str) -> int:
+        import requests
+
+        return requests.get(self.url + path, timeout=10, allow_redirects=False).status_code
+
+    def stop(self) -> None:
+        self.live.stop()
+
+
+class LoadGenerator:
+    """bench/loadgen.mjs on the generator cores, one JSON command and reply per line."""
+
+    def __init__(self, url: str, cpus: str | None, log_path: Path):
+        command = ["node", str(LOADGEN), url]
+        if cpus:
+            command = ["taskset", "-c", cpus, *command]
+        self.log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._reply(30)
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _reply(self, timeout: float) -> dict:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise BenchError(f"the load generator did not answer within {timeout:.0f}s") from None
+        if line is None:
+            raise BenchError("the load generator exited; see its log")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise BenchError(f"the load generator failed: {reply.get('error')}")
+        return reply
+
+    def __call__(self, cmd: str, timeout: float, **args) -> dict:
+        self.process.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+        self.process.stdin.flush()
+        return self._reply(timeout)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self("quit", 10)
+            except (BenchError, BrokenPipeError):
+                pass
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+# ---------------------------------------------------------------- measurements
+
+
+@dataclass
+class Plan:
+    clients: list[int]
+    rounds: int
+    messages: int  # throughput: deliveries to aim for, spread over rows
+    inflight: int
+    http_seconds: float
+    http_connections: int
+    profile: Path | None = None
+    seed_rows: int = 0
+
+
+def rows_for_throughput(plan: Plan, n: int) -> int:
+    """Enough rows for a steady figure, bounded so every run stays within a few minutes."""
+    return max(10, min(500, plan.messages // max(n, 1)))
+
+
+def delivery_timeout_ms(n: int) -> int:
+    return 10_000 + 4 * n
+
+
+def warm_up(loadgen: LoadGenerator, workers: int) -> None:
+    """Templates compiled, pools opened, first connections' lazy imports done in every worker:
+    none of that is per client."""
+    loadgen("connect", 60, n=4 * workers)
+    loadgen("latency", 60, rounds=2, warmup=0)
+    loadgen("disconnect", 30)
+    time.sleep(1.0)
+
+
+class Profiler:
+    """py-spy sampling every gunicorn worker while rows fan out (``--profile DIR``)."""
+
+    def __init__(self, directory: Path | None):
+        self.directory = directory
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, server: Server, label: str) -> None:
+        if not self.directory:
+            return
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for pid in server.workers:
+            out = self.directory / f"{label}-{pid}.txt"
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--rate",
+                        "250",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
+        for process in self.processes:
+            process.wait(30)
+        self.processes = []
+
+
+def measure(
+    server: Server,
+    loadgen: LoadGenerator,
+    plan: Plan,
+    n: int,
+    scenario: str,
+    connect: dict,
+    profiler: Profiler | None = None,
+) -> dict:
+    """Connect N clients, then time-to-update one row at a time, then sustained throughput."""
+    run: dict = {
+        "config": server.setup.name,
+        "workers": server.setup.workers,
+        "scenario": scenario,
+        "n": n,
+        "load_average_start": load_average(),
+    }
+    rss0, cpu0 = server.rss(), server.cpu()
+    connect_timeout = 60 + n * 0.1
+    reply = loadgen(connect.pop("cmd"), connect_timeout, n=n, **connect)
+    time.sleep(1.0)  # let the server finish every handshake before reading its memory
+    rss1, cpu1 = server.rss(), server.cpu()
+    connected = reply["connected"]
+    run.update(
+        connected=connected,
+        failed=reply["failed"],
+        connect_errors=reply["errors"],
+        connect_seconds=round(reply["seconds"], 2),
+        joined=reply.get("joined"),
+        rss_kib_before=rss0,
+        rss_kib_after=rss1,
+        kib_per_connection=round((rss1 - rss0) / connected, 1) if connected else None,
+        cpu_ms_per_connection=round((cpu1 - cpu0) * 1000 / connected, 2) if connected else None,
+        loadgen_cpu_percent={"connect": reply["loadgen_cpu_percent"]},
+    )
+    if not connected:
+        return run
+
+    timeout_ms = delivery_timeout_ms(n)
+    warmup = 1
+    profiler = profiler or Profiler(None)
+    profiler.start(server, f"{server.setup.name}-{scenario}-{n}-latency")
+    (user0, system0), cpu0 = server.cpu_times(), server.cpu()
+    reply = loadgen(
+        "latency",
+        (plan.rounds + warmup) * timeout_ms / 1000 + 30,
+        rounds=plan.rounds,
+        warmup=warmup,
+        scenario=scenario,
+        timeoutMs=timeout_ms,
+    )
+    (user1, system1), cpu1 = server.cpu_times(), server.cpu()
+    run["latency"] = {key: reply[key] for key in ("rounds", "receivers", "missing", "latency_ms")}
+    run["cpu_ms_per_row"] = round((cpu1 - cpu0) * 1000 / (plan.rounds + warmup), 1)
+    run["cpu_us_per_delivery"] = round(run["cpu_ms_per_row"] * 1000 / reply["receivers"], 1)
+    run["cpu_ms_per_row_user_system"] = [
+        round((user1 - user0) * 1000 / (plan.rounds + warmup), 1),
+        round((system1 - system0) * 1000 / (plan.rounds + warmup), 1),
+    ]
+    run["loadgen_cpu_percent"]["latency"] = reply["loadgen_cpu_percent"]
+    profiler.stop()
+
+    rows = rows_for_throughput(plan, n)
+    if scenario == "chat":  # each account may send 10 messages in 10 s: a few each, all in turn
+        rows = min(rows, 4 * CHAT_USERS)
+    profiler.start(server, f"{server.setup.name}-{scenario}-{n}-throughput")
+    cpu0 = server.cpu()
+    reply = loadgen(
+        "throughput",
+        rows * timeout_ms / 1000 + 30,
+        messages=rows,
+        inflight=plan.inflight,
+        scenario=scenario,
+        timeoutMs=timeout_ms,
+    )
+    cpu1 = server.cpu()
+    run["throughput"] = {
+        key: reply[key]
+        for key in (
+            "messages",
+            "inflight",
+            "receivers",
+            "seconds",
+            "messages_per_s",
+            "deliveries_per_s",
+            "delivered",
+            "missing",
+            "duplicates",
+            "latency_ms",
+        )
+    }
+    run["throughput_cpu_ms_per_row"] = round((cpu1 - cpu0) * 1000 / rows, 1)
+    run["throughput_cpu_us_per_delivery"] = round(
+        (cpu1 - cpu0) * 1e6 / max(reply["delivered"], 1), 1
+    )
+    run["server_cpu_percent_throughput"] = round((cpu1 - cpu0) * 100 / reply["seconds"], 1)
+    run["loadgen_cpu_percent"]["throughput"] = reply["loadgen_cpu_percent"]
+    profiler.stop()
+    run["load_average_end"] = load_average()
+    server.check_workers()
+    loadgen("disconnect", 60)
+    return run
+
+
+def http_benchmark(
+    server: Server, loadgen: LoadGenerator, plan: Plan, cpus: str | None
+) -> list[dict]:
+    """Requests/s for the page and the rows fragment, with a browser's session cookie."""
+    import requests
+
+    page = requests.get(server.url + "/", timeout=10)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in page.cookies)
+    results = []
+    for path in ("/", "/table/rows"):
+        load = load_average()
+        cpu0 = server.cpu()
+        if shutil.which("wrk"):
+            result = run_wrk(server.url + path, cookie, plan, cpus)
+        else:
+            reply = loadgen(
+                "http",
+                plan.http_seconds + 60,
+                path=path,
+                seconds=plan.http_seconds,
+                connections=plan.http_connections,
+            )
+            result = {
+                "tool": "loadgen (wrk not installed)",
+                "requests_per_s": reply["requests_per_s"],
+                "requests": reply["requests"],
+                "errors": reply["errors"],
+                "latency_ms": reply["latency_ms"],
+                "seconds": reply["seconds"],
+                "loadgen_cpu_percent": reply["loadgen_cpu_percent"],
+            }
+        result["server_cpu_ms_per_request"] = round(
+            (server.cpu() - cpu0) * 1000 / max(result["requests"], 1), 2
+        )
+        results.append(
+            {
+                "config": server.setup.name,
+                "workers": server.setup.workers,
+                "path": path,
+                "load_average_start": load,
+                **result,
+            }
+        )
+    return results
+
+
+def run_wrk(url: str, cookie: str, plan: Plan, cpus: str | None) -> dict:
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{plan.http_connections}",
+        f"-d{max(1, round(plan.http_seconds))}s",
+        "--latency",
+        "-H",
+        f"Cookie: {cookie}",
+        url,
+    ]
+    if cpus:
+        command = ["taskset", "-c", cpus, *command]
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=plan.http_seconds + 60, check=True
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "tool": "wrk",
+        "requests_per_s": rps,
+        "requests": requests_done,
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": errors.group(0) if errors else None,
+        "raw": out,
+    }
+
+
+def run_config(
+    setup: Setup,
+    plan: Plan,
+    scenarios: list[str],
+    cpus: tuple[str, str] | None,
+    workdir: Path,
+    report: dict,
+) -> None:
+    server_cpus, loadgen_cpus = cpus or (None, None)
+    try:
+        LiveServer(server_env(setup), workers=setup.workers).migrate()
+    except subprocess.CalledProcessError as error:
+        raise BenchError(f"the migrations failed: {error.stderr.decode()[-2000:]}") from error
+    if plan.seed_rows:
+        started = time.monotonic()
+        seed_rows(setup.env["DATABASE_URL"], plan.seed_rows)
+        print(
+            f"{setup.name}: table seeded with {plan.seed_rows:,} rows "
+            f"in {time.monotonic() - started:.0f}s",
+            flush=True,
+        )
+    chat_available = None
+    for n in plan.clients:
+        for scenario in scenarios:
+            if scenario == "chat" and chat_available is False:
+                continue
+            log = workdir / f"{setup.name}-{scenario}-{n}"
+            server = Server(setup, server_cpus, log.with_suffix(".gunicorn.log")).start()
+            loadgen = None
+            try:
+                if chat_available is None:
+                    chat_available = server.status("/chat") != 404
+                    if not chat_available and "chat" in scenarios:
+                        skip(
+                            report,
+                            "chat: not available (GET /chat answered 404): chat scenario skipped",
+                        )
+                    if scenario == "chat" and not chat_available:
+                        continue
+                loadgen = LoadGenerator(server.url, loadgen_cpus, log.with_suffix(".loadgen.log"))
+                warm_up(loadgen, setup.workers)
+                print(
+                    f"{setup.name} ({setup.workers} worker{'s' * (setup.workers > 1)}), "
+                    f"{scenario}, N={n}: load {load_average()} ...",
+                    flush=True,
+                )
+                connect = (
+                    {"cmd": "connect"}
+                    if scenario == "table"
+                    else {
+                        "cmd": "chat-connect",
+                        "room": f"bench{uuid.uuid4().hex[:8]}",
+                        "users": CHAT_USERS,
+                    }
+                )
+                run = measure(server, loadgen, plan, n, scenario, connect, Profiler(plan.profile))
+                report["runs"].append(run)
+                print("   " + one_line(run), flush=True)
+            finally:
+                if loadgen:
+                    loadgen.close()
+                server.stop()
+    if "table" in scenarios:
+        server = Server(setup, server_cpus, workdir / f"{setup.name}-http.gunicorn.log").start()
+        loadgen = LoadGenerator(
+            server.url, loadgen_cpus, workdir / f"{setup.name}-http.loadgen.log"
+        )
+        try:
+            report["http"].extend(http_benchmark(server, loadgen, plan, loadgen_cpus))
+        finally:
+            loadgen.close()
+            server.stop()
+
+
+def skip(report: dict, line: str) -> None:
+    if line not in report["skipped"]:
+        report["skipped"].append(line)
+        print(line, flush=True)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def one_line(run: dict) -> str:
+    if "latency" not in run:
+        return f"connected {run['connected']}/{run['n']}: {run['connect_errors']}"
+    lat, tp = run["latency"]["latency_ms"], run["throughput"]
+    return (
+        f"connected {run['connected']}/{run['n']}, p99 {lat['p99']} ms, "
+        f"{run['cpu_ms_per_row']} CPU-ms/row, {run['kib_per_connection']} KiB/conn, "
+        f"{tp['deliveries_per_s']:.0f} deliveries/s, missing "
+        f"{run['latency']['missing'] + tp['missing']}"
+    )
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        (
+            "| config | scenario | N | connected | p50 ms | p95 ms | p99 ms | max ms | CPU ms/row "
+            "| CPU µs/delivery | KiB/conn | rows/s | deliveries/s | missing | server CPU % "
+            "| loadgen CPU % | load avg |"
+        ),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for run in report["runs"]:
+        config = f"{run['config']} ×{run['workers']}"
+        if "latency" not in run:
+            lines.append(
+                f"| {config} | {run['scenario']} | {run['n']} | {run['connected']} "
+                "| – | – | – | – | – | – | – | – | – | – | – | – | "
+                f"{run['load_average_start'][0]} |"
+            )
+            continue
+        lat, tp = run["latency"]["latency_ms"], run["throughput"]
+        loadgen_cpu = max(
+            run["loadgen_cpu_percent"].get("latency", 0),
+            run["loadgen_cpu_percent"].get("throughput", 0),
+        )
+        lines.append(
+            f"| {config} | {run['scenario']} | {run['n']} | {run['connected']} | {lat['p50']} "
+            f"| {lat['p95']} | {lat['p99']} | {lat['max']} | {run['cpu_ms_per_row']} "
+            f"| {run['cpu_us_per_delivery']} | {run['kib_per_connection']} "
+            f"| {tp['messages_per_s']:.1f} | {tp['deliveries_per_s']:.0f} "
+            f"| {run['latency']['missing'] + tp['missing']} "
+            f"| {run['server_cpu_percent_throughput']} | {loadgen_cpu} "
+            f"| {run['load_average_start'][0]} |"
+        )
+    lines += [
+        "",
+        (
+            "p50…max: time-to-update over all clients and timed rows (messages for chat), one "
+            "row at a time; CPU ms/row and µs/delivery: every gunicorn process, in the same "
+            f"phase. rows/s, deliveries/s: sustained, {report['plan']['inflight']} rows in "
+            "flight. server CPU %: cores' worth the server used meanwhile: well under 100 per "
+            "worker means it was waiting, or the machine was busy (see load avg)."
+        ),
+    ]
+    if report["http"]:
+        lines += [
+            "",
+            "| config | GET | requests/s | server CPU ms/request | tool | load avg |",
+            "|---|---|---:|---:|---|---|",
+        ]
+        for result in report["http"]:
+            lines.append(
+                f"| {result['config']} ×{result['workers']} | `{result['path']}` "
+                f"| {result['requests_per_s']:.0f} | {result['server_cpu_ms_per_request']} "
+                f"| {result['tool']} | {result['load_average_start'][0]} |"
+            )
+    if report["targets"]:
+        lines += ["", "| target | measured | met |", "|---|---|---|"]
+        for target in report["targets"]:
+            lines.append(
+                f"| {target['target']} | {target['measured']} "
+                f"| {'yes' if target['met'] else '**no**'} |"
+            )
+    for line in report["skipped"]:
+        lines.append(f"\n_{line}_")
+    lines.append(
+        f"\nLoad average at the start {report['machine']['load_average_start']}, "
+        f"at the end {report['machine'].get('load_average_end')} "
+        f"({report['machine']['cpus']} CPUs; server on CPUs {report['pinning']['server']}, "
+        f"load generator on {report['pinning']['loadgen']})."
+    )
+    return "\n".join(lines)
+
+
+def find_run(report: dict, config: str, n: int, scenario: str = "table") -> dict | None:
+    for run in report["runs"]:
+        if (run["config"], run["n"], run["scenario"]) == (config, n, scenario) and "latency" in run:
+            return run
+    return None
+
+
+def check_targets(report: dict) -> list[dict]:
+    targets = []
+
+    def add(target: str, measured, met: bool) -> None:
+        targets.append({"target": target, "measured": measured, "met": bool(met)})
+
+    one = find_run(report, "sqlite", TARGET_N)
+    if one:
+        p99 = one["latency"]["latency_ms"]["p99"]
+        add(
+            f"N={TARGET_N}: p99 time-to-update ≤ {TARGET_P99_MS} ms",
+            f"{p99} ms",
+            p99 <= TARGET_P99_MS,
+        )
+        add(
+            f"N={TARGET_N}: ≤ {TARGET_CPU_MS_PER_ROW} server CPU-ms per row",
+            f"{one['cpu_ms_per_row']} ms",
+            one["cpu_ms_per_row"] <= TARGET_CPU_MS_PER_ROW,
+        )
+        add(
+            f"N={TARGET_N}: ≤ {TARGET_KIB_PER_CONNECTION} KiB per connection",
+            f"{one['kib_per_connection']} KiB",
+            one["kib_per_connection"] <= TARGET_KIB_PER_CONNECTION,
+        )
+        tp = one["throughput"]
+        missing = one["latency"]["missing"] + tp["missing"]
+        add(
+            f"N={TARGET_N}: sustained ≥ {TARGET_DELIVERIES_PER_S:,} deliveries/s, 0 missing",
+            f"{tp['deliveries_per_s']:,.0f}/s, {missing} missing",
+            tp["deliveries_per_s"] >= TARGET_DELIVERIES_PER_S and missing == 0,
+        )
+    big = find_run(report, "sqlite", 5000)
+    if big:
+        missing = big["latency"]["missing"] + big["throughput"]["missing"]
+        p99 = big["latency"]["latency_ms"]["p99"]
+        add(
+            "N=5000, one worker: all connected, all delivered, p99 ≤ 1 s",
+            f"{big['connected']}/5000 connected, {missing} missing, p99 {p99} ms",
+            big["connected"] == 5000 and missing == 0 and p99 <= TARGET_P99_MS_5000,
+        )
+    for n in sorted({run["n"] for run in report["runs"] if run["n"] >= TARGET_N}):
+        single, double = find_run(report, "sqlite", n), find_run(report, "redis+pg", n)
+        if single and double:
+            ratio = double["cpu_us_per_delivery"] / single["cpu_us_per_delivery"]
+            missing = double["latency"]["missing"] + double["throughput"]["missing"]
+            add(
+                f"N={n}, 2 workers + Redis: CPU per delivery ≤ {TARGET_TWO_WORKER_RATIO}× one "
+                "worker, none missing",
+                f"{ratio:.2f}×, {missing} missing",
+                ratio <= TARGET_TWO_WORKER_RATIO and missing == 0,
+            )
+    chat = find_run(report, "sqlite", TARGET_N, "chat")
+    if chat:
+        p99 = chat["latency"]["latency_ms"]["p99"]
+        add(
+            f"chat room with {TARGET_N} members: p99 ≤ {TARGET_P99_MS} ms",
+            f"{p99} ms",
+            p99 <= TARGET_P99_MS,
+        )
+    return targets
+
+
+def versions() -> dict:
+    node = subprocess.run(
+        ["node", "--version"], check=False, capture_output=True, text=True
+    ).stdout.strip()
+    return {"python": platform.python_version(), "node": node, "kernel": platform.release()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="N=20, one round, SQLite, one worker: a quick check that it all works",
+    )
+    parser.add_argument("--clients", default="100,1000,5000", help="comma-separated N values")
+    parser.add_argument(
+        "--configs",
+        default="sqlite,redis",
+        help="sqlite (one worker) and/or redis (PostgreSQL + Redis, --workers)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="workers of the redis config")
+    parser.add_argument("--scenarios", default="table,chat", help="table and/or chat")
+    parser.add_argument("--rounds", type=int, default=20, help="rows timed one at a time")
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=100_000,
+        help="throughput: about this many deliveries (10 to 500 rows)",
+    )
+    parser.add_argument("--inflight", type=int, default=4, help="throughput: rows in flight")
+    parser.add_argument("--http-seconds", type=float, default=5)
+    parser.add_argument("--server-cpus", help="taskset list for gunicorn (default: first half)")
+    parser.add_argument("--loadgen-cpus", help="taskset list for the generator (default: rest)")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--seed-rows",
+        type=int,
+        default=0,
+        help="fill the table with this many rows first (per-event queries)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the workers with py-spy (pip install py-spy) into this folder",
+    )
+    args = parser.parse_args(argv)
+
+    if args.smoke:
+        plan = Plan(
+            clients=[20], rounds=1, messages=200, inflight=2, http_seconds=1, http_connections=4
+        )
+        configs, scenarios = ["sqlite"], ["table", "chat"]
+    else:
+        plan = Plan(
+            clients=[int(n) for n in args.clients.split(",")],
+            rounds=args.rounds,
+            messages=args.deliveries,
+            inflight=args.inflight,
+            http_seconds=args.http_seconds,
+            http_connections=8,
+            profile=args.profile,
+            seed_rows=args.seed_rows,
+        )
+        configs, scenarios = args.configs.split(","), args.scenarios.split(",")
+
+    if not shutil.which("node"):
+        print("node is not installed: the load generator needs it (apt-get install nodejs)")
+        return 2
+    if not (ROOT / "node_modules" / "socket.io-client").is_dir():
+        print("node_modules/socket.io-client is missing: run `make install` first")
+        return 2
+    limit = raise_open_files_limit()
+    too_many = [n for n in plan.clients if n + 200 > limit]
+    if too_many:
+        print(f"open files limit is {limit}: N={too_many} needs `ulimit -n` above N + 200; skipped")
+        plan.clients = [n for n in plan.clients if n not in too_many]
+    cpus = cpu_sets(args.server_cpus, args.loadgen_cpus)
+
+    report = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_start": load_average(),
+            "uptime": subprocess.run(
+                ["uptime"], check=False, capture_output=True, text=True
+            ).stdout.strip(),
+            **versions(),
+        },
+        "pinning": {"server": cpus[0] if cpus else "any", "loadgen": cpus[1] if cpus else "any"},
+        "plan": vars(plan),
+        "runs": [],
+        "http": [],
+        "skipped": [],
+        "targets": [],
+    }
+    print(f"Fan-out benchmark: {report['machine']['uptime']}", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    status = 0
+    try:
+        for name in configs:
+            try:
+                setup = (
+                    sqlite_setup(workdir)
+                    if name == "sqlite"
+                    else redis_postgres_setup(workdir, args.workers)
+                )
+            except BenchError as error:
+                skip(report, f"{name}: skipped: {error}")
+                continue
+            try:
+                run_config(setup, plan, scenarios, cpus, workdir, report)
+            finally:
+                setup.close()
+    except BenchError as error:
+        report["error"] = str(error)
+        print(f"\nThe benchmark broke: {error} (logs in {workdir})", flush=True)
+        status = 2
+    report["machine"]["load_average_end"] = load_average()
+    report["targets"] = check_targets(report)
+    incomplete = [
+        run
+        for run in report["runs"]
+        if run.get("failed")
+        or "latency" not in run
+        or run["latency"]["missing"]
+        or run["throughput"]["missing"]
+    ]
+    if incomplete and not status:
+        status = 1
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    outputs = [RESULTS / f"bench-{'smoke-' if args.smoke else ''}{stamp}.json"]
+    if args.json:
+        outputs.append(args.json)
+    for path in outputs:
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print("\n" + markdown(report))
+    print(f"\nRaw figures: {', '.join(map(str, outputs))}")
+    if status == 0:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"Server and generator logs kept in {workdir}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
