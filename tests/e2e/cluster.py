@@ -270,6 +270,9 @@ def cluster(tmp_path, postgres_url):
 
     def make(queue: str = "redis", **env: str) -> Cluster:
         url = require(QUEUES[queue]) if queue in QUEUES else queue
+        if not url.startswith("redis") and "PRESENCE_URL" not in env:
+            # Several workers keep chat presence in Redis (gunicorn refuses them otherwise).
+            env["PRESENCE_URL"] = require("TEST_REDIS_URL")
         made.append(Cluster(tmp_path, postgres_url, url, **env))
         return made[-1]
 
