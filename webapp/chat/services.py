@@ -193,6 +193,11 @@ def members(room: Room) -> list[tuple[User, str]]:
     return [(u, statuses.get(u.id, presence.OFFLINE)) for u in users]
 
 
+def member_statuses(room: Room) -> list[dict]:
+    """The room's members as data, by name: ``[{"user": name, "status": status}, ...]``."""
+    return [{"user": user.username, "status": status} for user, status in members(room)]
+
+
 # Messages ---------------------------------------------------------------------------------
 
 
