@@ -46,7 +46,9 @@ def test_a_page_that_was_offline_shows_the_member_list_of_a_fresh_load(live_serv
     assert members_shown(alice) == {"alice": "online", "bob": "offline", "carol": "online"}
     fresh = open_live(signed_in_page(new_page, live_server.url, "dave"),
                       live_server.url + "/chat/general")
-    expect(member).to_have_count(4)  # dave arrived: alice's page is live again
+    for page in (alice, fresh):  # dave arrived: alice's page is live again
+        expect(page.locator('#members [data-user="dave"]')).to_have_attribute(
+            "data-status", "online")
     expect(fresh.locator("#members .chat-member")).to_have_count(4)
     assert members_shown(alice) == members_shown(fresh)
     assert all("WebSocket connection" in error for error in alice.console.errors)
