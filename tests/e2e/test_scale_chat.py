@@ -187,11 +187,11 @@ def test_users_of_a_killed_worker_go_offline_within_60_s_and_online_when_back(cl
         client.disconnect()
 
 
-@pytest.mark.parametrize("presence", ["queue's redis", "another redis"])
+@pytest.mark.parametrize("presence", ["the queue's Redis", "another Redis"])
 def test_after_a_queue_outage_every_member_list_catches_up(cluster, own_redis, presence):
     """Redis (the queue) restarts. With presence in that Redis its entries are lost too and the
     workers write their own back; in another Redis they survive but their events were lost."""
-    apart = presence == "another redis"
+    apart = presence == "another Redis"
     env = {"PRESENCE_URL": os.environ["TEST_REDIS_URL"]} if apart else {}
     web = cluster(own_redis.url, **env).start_host(workers=2)
     clients = join_spread(web.url, web.workers)
@@ -221,7 +221,7 @@ def test_after_a_queue_outage_every_member_list_catches_up(cluster, own_redis, p
     in_sync = time.monotonic() - restarted
     expected = [{"user": user, "status": truth[user]} for user in sorted(truth)]
     assert list(member_lists(web.url, stayed[0].session).values()) == [expected, expected]
-    print(f"\npresence in the {presence}: every member list ({len(stayed)} pages on 2 workers) "
+    print(f"\npresence in {presence}: every member list ({len(stayed)} pages on 2 workers) "
           f"was right again {in_sync:.1f} s after Redis restarted")
     for client in stayed:
         client.disconnect()
