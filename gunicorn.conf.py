@@ -16,6 +16,7 @@ from geventwebsocket.handler import WebSocketHandler
 from gunicorn.workers.ggevent import PyWSGIHandler
 
 QUEUE_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
+PRESENCE_SCHEMES = ("redis://", "rediss://", "unix://")  # as webapp/chat/presence.py
 
 
 class AccessLoggingWebSocketHandler(PyWSGIHandler, WebSocketHandler):
@@ -103,6 +104,14 @@ def on_starting(server) -> None:
         _refuse(
             f"MESSAGE_QUEUE_URL must start with one of {', '.join(QUEUE_SCHEMES)} "
             f"(got {queue.split(':', 1)[0]!r})."
+        )
+    presence = os.environ.get("PRESENCE_URL") or queue
+    if cfg.workers > 1 and not presence.startswith(PRESENCE_SCHEMES):
+        _refuse(
+            f"{cfg.workers} workers need a shared presence store: set PRESENCE_URL to a "
+            "redis://... URL (it defaults to MESSAGE_QUEUE_URL only when that is Redis). In "
+            "process memory each worker would show its own users only, and a killed worker's "
+            "users would never go offline."
         )
     database = os.environ.get("DATABASE_URL", "")
     if database.startswith("sqlite") and (":memory:" in database or database.rstrip("/") in (

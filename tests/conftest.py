@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 
 from webapp import create_app
-from webapp.chat.services import ensure_general
 from webapp.config import TestConfig, engine_options
 from webapp.extensions import db, socketio
 
@@ -37,25 +36,43 @@ def postgres_test_database():
     drop()
 
 
+_MIGRATED_ROWS: dict[str, dict] = {}  # database URL -> rows the migrations inserted, by table
+
+
+def reset_postgres(url: str) -> None:
+    """Empty every table, then put back the rows the migrations inserted (taken the first time,
+    on the freshly migrated database) and restart the id sequences after them."""
+    tables = db.metadata.sorted_tables
+    if url not in _MIGRATED_ROWS:
+        _MIGRATED_ROWS[url] = {t.name: [dict(r) for r in db.session.execute(t.select()).mappings()]
+                               for t in tables}
+    names = ", ".join(f'"{table.name}"' for table in tables)
+    db.session.execute(db.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    for table in tables:
+        rows = _MIGRATED_ROWS[url][table.name]
+        if rows:
+            db.session.execute(table.insert(), rows)
+            if "id" in table.c:
+                db.session.execute(db.text(
+                    f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+                    f"(SELECT max(id) FROM \"{table.name}\"))"))
+    db.session.commit()
+
+
 @pytest.fixture
 def app(tmp_path, postgres_test_database):
     """An app on an empty database built by the migrations.
 
     SQLite in a fresh file by default; with TEST_DATABASE=postgres the session's PostgreSQL
-    database, migrated and then emptied before each test (ids restart at 1).
+    database, migrated and then reset before each test to what the migrations left in it (the
+    `general` room), with ids restarting as on a fresh database.
     """
     url = postgres_test_database or f"sqlite:///{tmp_path / 'test.db'}"
     app = create_app(make_config(url))
     with app.app_context():
         flask_migrate.upgrade()
         if postgres_test_database:
-            tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
-            db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            db.session.commit()
-            # What the migrations seed: the general room and the kept table totals.
-            ensure_general()
-            db.session.execute(db.text("INSERT INTO table_totals (id, count, total) VALUES (1, 0, 0)"))
-            db.session.commit()
+            reset_postgres(postgres_test_database)
     yield app
     with app.app_context():
         db.session.remove()

@@ -1,14 +1,19 @@
 """The presence store (memory and Redis backends) and the reaper that expires dead workers."""
 
+import contextlib
 import time
 import uuid
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from webapp.auth import services as auth_services
 from webapp.chat import presence, services
 from webapp.chat.presence import AWAY, OFFLINE, ONLINE, Connection, MemoryPresence, RedisPresence
 
+from .e2e.server import free_port
 from .services import require
 
 
@@ -179,3 +184,58 @@ def test_users_of_a_dead_worker_go_offline_for_everyone(app, accounts):
     assert 'data-status="offline"' in change["html"]
     page = bob.client.get("/chat/general").get_data(as_text=True)
     assert 'data-user="alice" data-status="offline"' in page
+
+
+def test_presence_url_that_is_not_redis_stops_the_app():
+    config = {"PRESENCE_URL": "amqp://guest:guest@127.0.0.1//", "MESSAGE_QUEUE_URL": None,
+              "SOCKETIO_CHANNEL": "chan"}
+    with pytest.raises(RuntimeError, match="PRESENCE_URL must be a redis:// URL"):
+        presence.create_store(type("App", (), {"config": config})())
+
+
+@pytest.fixture
+def redis_app(app, redis_stores):
+    """The app with its presence in Redis (one worker), and ``down()``: a context in which
+    that Redis refuses every connection, as while it restarts."""
+    store = redis_stores("this-worker")
+    app.extensions["presence"] = store
+    real = store.redis
+
+    @contextlib.contextmanager
+    def down():
+        store.redis = redis.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
+        try:
+            yield
+        finally:
+            store.redis = real
+
+    return app, store, down
+
+
+def test_a_tab_closed_while_redis_was_down_is_not_written_back(redis_app, accounts):
+    app, store, down = redis_app
+    accounts("alice")
+    with app.test_request_context():
+        user = auth_services.find_user("alice")
+        services.connected("tab", user)
+        assert services.beat_and_reap() == set()
+        with down(), pytest.raises(redis.ConnectionError):
+            services.disconnected("tab")  # the socket handler logs it; the tab is gone
+        # Back: the next beat drops what Redis still holds of the closed tab, and says so.
+        assert services.beat_and_reap() == {user.id}
+        assert store.status(user.id) == OFFLINE
+
+
+def test_a_tab_opened_while_redis_was_down_is_online_once_it_is_back(redis_app, accounts):
+    app, store, down = redis_app
+    accounts("alice")
+    with app.test_request_context():
+        user = auth_services.find_user("alice")
+        with down(), pytest.raises(redis.ConnectionError):
+            services.connected("first", user)  # the worker's very first connection
+        assert store.status(user.id) == OFFLINE
+        # The next connection starts the worker (its first beat), which writes both tabs.
+        services.connected("second", user)
+        assert store.redis.exists(store._key("alive", store.worker_id))
+        assert {c.sid for c in store.connections(user.id)} == {"first", "second"}
+        assert store.status(user.id) == ONLINE

@@ -28,7 +28,8 @@ def post(account, body, room="general", **kwargs):
 
 
 def test_chat_pages_need_a_login(client):
-    for path in ("/chat", "/chat/general", "/chat/general/messages"):
+    for path in ("/chat", "/chat/general", "/chat/general/messages",
+                 "/chat/general/members"):
         response = client.get(path)
         assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=/chat")
 
@@ -177,3 +178,26 @@ def test_navbar_shows_chat_and_login_links(client, alice):
     assert 'href="/chat"' in anonymous and 'href="/login"' in anonymous and 'href="/register"' in anonymous
     page = alice.client.get("/").get_data(as_text=True)
     assert 'data-role="nav-user">alice<' in page and 'action="/logout"' in page
+
+
+def test_members_answer_every_members_status_for_the_live_list(accounts, alice):
+    bob = accounts("bob")
+    bob.client.get("/chat/general")  # bob becomes a member; no tab open: offline
+    page = alice.client.get("/chat/general").get_data(as_text=True)
+    assert re.search(r'<ul id="members"[^>]*data-live-list[^>]*'
+                     r'data-catchup-url="/chat/general/members"', page)
+    sock = alice.socket()  # alice's tab connects: online
+    fragment = alice.client.get("/chat/general/members?after=0",
+                                headers={"HX-Request": "true"}).get_data(as_text=True)
+    # Each member is added to a list that lacks them, then set: as a chat:presence event does.
+    for user, status in (("alice", "online"), ("bob", "offline")):
+        assert re.search(rf'<ul hx-swap-oob="beforeend:#members">\s*<li id="member-\d+" '
+                         rf'class="chat-member" data-user="{user}" data-status="{status}"',
+                         fragment)
+        assert re.search(rf'<li id="member-\d+" class="chat-member" data-user="{user}" '
+                         rf'data-status="{status}" hx-swap-oob="true">', fragment)
+    answer = alice.client.get("/chat/general/members", headers={"Accept": "application/json"})
+    assert answer.get_json() == {"ok": True, "members": [{"user": "alice", "status": "online"},
+                                                         {"user": "bob", "status": "offline"}]}
+    sock.disconnect()
+    assert alice.client.get("/chat/nowhere/members").status_code == 404

@@ -14,6 +14,7 @@ from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
 from . import relay
 from .realtime import resync_local_clients
+from .security import check_socket_origins, socket_origin_check
 
 
 def create_app(config_class: type = Config) -> Flask:
@@ -43,6 +44,7 @@ def check_config(app: Flask) -> None:
             "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
             "string (for example: python -c 'import secrets; print(secrets.token_hex(32))')."
         )
+    check_socket_origins(app.config["SOCKETIO_ALLOWED_ORIGINS"])
 
 
 def register_extensions(app: Flask) -> None:
@@ -61,8 +63,8 @@ def register_extensions(app: Flask) -> None:
         ),
         # Websocket only: no sticky sessions needed behind several workers or hosts.
         transports=["websocket"],
-        # None means same origin only; listed origins are added for proxies that rewrite Host.
-        cors_allowed_origins=app.config["SOCKETIO_ALLOWED_ORIGINS"] or None,
+        # The page's own origin always; SOCKETIO_ALLOWED_ORIGINS adds to it.
+        cors_allowed_origins=socket_origin_check(app.config["SOCKETIO_ALLOWED_ORIGINS"]),
     )
 
 

@@ -1,11 +1,16 @@
-"""Security headers on every response: a strict Content-Security-Policy and friends.
+"""Security headers on every response (a strict Content-Security-Policy and friends), and the
+origins allowed to open a socket.
 
 Every script and style comes from a file under /static (no inline script, no inline event
 handler, no style attribute, htmx without eval), so the policy can forbid everything else.
 ``CONTENT_SECURITY_POLICY`` in the environment replaces it; set it empty to send none.
 """
 
+import re
+
 from flask import Flask, Response
+
+ORIGIN = re.compile(r"https?://[^/\s?#*]+")
 
 STRICT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -26,3 +31,46 @@ def register(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+
+def socket_origin_check(extra_origins: list[str]):
+    """``cors_allowed_origins`` for Socket.IO: the page's own origin, plus ``extra_origins``.
+
+    python-engineio's own check (``None``) knows only the page's origin, and a list given to it
+    replaces that rule; this check keeps the page's origin and adds the listed ones. The page's
+    origin is the request's scheme and Host, or what a proxy forwarded in ``X-Forwarded-Proto``
+    and ``X-Forwarded-Host`` (as engineio does; a ProxyFix in front has already put them into
+    the scheme and Host). A browser cannot set those headers on a websocket from a foreign page,
+    so a foreign page cannot pass for the app's own.
+    """
+    listed = frozenset(origin.rstrip("/").lower() for origin in extra_origins)
+
+    def allowed(origin: str | None, environ: dict) -> bool:
+        if not origin:  # not a browser: engineio does not check such requests
+            return True
+        origin = origin.lower()
+        return origin in listed or origin in own_origins(environ)
+
+    return allowed
+
+
+def own_origins(environ: dict) -> set[str]:
+    """The origins the page that opened this request may have: direct, and through a proxy."""
+    scheme, host = environ.get("wsgi.url_scheme", "http"), environ.get("HTTP_HOST")
+    origins = {f"{scheme}://{host}".lower()} if host else set()
+    forwarded_proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip()
+    forwarded_host = environ.get("HTTP_X_FORWARDED_HOST", "").split(",")[0].strip()
+    if (forwarded_proto or forwarded_host) and (forwarded_host or host):
+        origins.add(f"{forwarded_proto or scheme}://{forwarded_host or host}".lower())
+    return origins
+
+
+def check_socket_origins(origins: list[str]) -> None:
+    """Refuse SOCKETIO_ALLOWED_ORIGINS entries that could never match a browser's Origin."""
+    for origin in origins:
+        if origin == "*" or not ORIGIN.fullmatch(origin.rstrip("/")):
+            raise RuntimeError(
+                f"SOCKETIO_ALLOWED_ORIGINS: {origin!r} is not an origin. List origins as "
+                "scheme://host[:port], comma separated (e.g. https://chat.example.com); the "
+                "app's own origin is always allowed, and '*' is never."
+            )

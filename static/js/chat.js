@@ -90,6 +90,14 @@
     return Math.max(Number(list.dataset.lastId || 0), 0, ...ids);
   }
 
+  // True when the member list shown is not the one the server answered (name -> status).
+  function membersDiffer(members) {
+    if (!Array.isArray(members)) return false;
+    const shown = new Map(Array.from(document.querySelectorAll("#members .chat-member"),
+      (el) => [el.dataset.user, el.dataset.status]));
+    return members.length !== shown.size || members.some((m) => shown.get(m.user) !== m.status);
+  }
+
   function join() {
     if (!connected()) return;                    // realtime:connect will call us
     const room = currentRoom();
@@ -100,8 +108,10 @@
     emit("chat:join", { room }).then((ack) => {
       if (!ack) return;
       if (!ack.ok) return feedback(ack.error, true);
-      // Messages posted between this page's render and the join: fetch them.
-      if (ack.last_id > newestShown() && window.realtime.catchUp) window.realtime.catchUp();
+      // Messages posted, or presence changed, between this page's render and the join:
+      // fetch them (realtime.js catches up every live list, the members too).
+      const behind = ack.last_id > newestShown() || membersDiffer(ack.members);
+      if (behind && window.realtime.catchUp) window.realtime.catchUp();
       resendPending();
     });
   }

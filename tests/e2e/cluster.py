@@ -72,6 +72,24 @@ class Cluster:
             thread.start()
         for thread in stopping:
             thread.join()
+        self.forget_presence()
+
+    def forget_presence(self) -> None:
+        """Remove the presence keys the hosts left in Redis (killed workers remove nothing)."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        url = self.env.get("PRESENCE_URL") or self.env["MESSAGE_QUEUE_URL"]
+        if not url.startswith("redis"):
+            return
+        try:
+            store = redis.Redis.from_url(url, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+            keys = list(store.scan_iter(f"{self.env['SOCKETIO_CHANNEL']}:*"))
+            if keys:
+                store.delete(*keys)
+        except redis.RedisError:  # the test's own Redis is already gone
+            pass
 
 
 def wait_for_workers(url: str, count: int, timeout: float = 30) -> set[str]:
@@ -270,6 +288,9 @@ def cluster(tmp_path, postgres_url):
 
     def make(queue: str = "redis", **env: str) -> Cluster:
         url = require(QUEUES[queue]) if queue in QUEUES else queue
+        if not url.startswith("redis") and "PRESENCE_URL" not in env:
+            # Several workers keep chat presence in Redis (gunicorn refuses them otherwise).
+            env["PRESENCE_URL"] = require("TEST_REDIS_URL")
         made.append(Cluster(tmp_path, postgres_url, url, **env))
         return made[-1]
 
@@ -309,3 +330,102 @@ def own_redis(tmp_path):
     server = RedisProcess(tmp_path).start()
     yield server
     server.kill()
+
+
+LIVE_LIST = re.compile(r"<[^>]*\bdata-live-list\b[^>]*>")
+CATCHUP_URL = re.compile(r'data-catchup-url="([^"]+)"')
+MEMBER_SET = re.compile(r'<li id="member-\d+" class="chat-member" data-user="([^"]+)" '
+                        r'data-status="(\w+)" hx-swap-oob="true">')
+MESSAGE_ID = re.compile(r'<article id="message-(\d+)"')
+
+
+class ChatClient(LiveSocket):
+    """A room page's socket, as chat.js and realtime.js drive it: it joins the room, keeps the
+    member list the page would show (the join's answer, then ``chat:presence`` events) and,
+    when the server says ``server:resync``, catches up every live list of the room page from
+    its ``data-catchup-url``; socket events arriving meanwhile are applied after, like
+    realtime.js does.
+    """
+
+    def __init__(self, session: BrowserSession, username: str, room: str = "general"):
+        super().__init__(session)
+        self.username, self.room = username, room
+        page = session.load(f"/chat/{room}")
+        self.live_lists = [CATCHUP_URL.search(tag).group(1) for tag in LIVE_LIST.findall(page)]
+        self.members: dict[str, str] = {}  # the member list the page would show
+        self.message_ids: set[int] = set()  # messages pushed or caught up
+        self.arrived: list[tuple[float, str, dict]] = []  # (time.monotonic(), event, data)
+        self.catching_up = 0
+        self.queued: list[tuple[str, dict]] = []
+        self.resyncs = 0
+        self.worker = None
+        for event in ("chat:presence", "chat:message", "chat:typing"):
+            self.client.on(event, lambda data, event=event: self._live(event, data))
+        self.client.on("server:resync", self._resync)
+
+    def join(self) -> "ChatClient":
+        """Connect (if not yet) and join the room; the join's answer is the member list."""
+        if not self.client.connected:
+            self.connect()
+        ack = self.client.call("chat:join", {"room": self.room}, timeout=10)
+        assert ack["ok"], ack
+        self.worker = worker_of(self)
+        with self.lock:
+            self.members = {m["user"]: m["status"] for m in ack["members"]}
+        return self
+
+    def _live(self, event: str, data: dict) -> None:
+        with self.lock:
+            self.events.append((event, data))
+            self.arrived.append((time.monotonic(), event, data))
+            if self.catching_up:
+                self.queued.append((event, data))
+            else:
+                self._apply(event, data)
+            self.lock.notify_all()
+
+    def _apply(self, event: str, data: dict) -> None:
+        if event == "chat:presence":
+            self.members[data["user"]] = data["status"]
+        elif event == "chat:message":
+            self.message_ids.add(data["id"])
+
+    def _resync(self, _data=None) -> None:
+        with self.lock:
+            self.resyncs += 1
+            self.catching_up += 1
+        threading.Thread(target=self.catch_up, daemon=True).start()
+
+    def catch_up(self) -> None:
+        """Fetch every live list of the page (realtime.js after a reconnect or a resync)."""
+        answers = []
+        try:
+            for url in self.live_lists:
+                answers.append(self.session.http.get(
+                    self.session.base_url + url + "?after=0", headers={"HX-Request": "true"},
+                    timeout=10).text)
+        finally:
+            with self.lock:
+                for html in answers:
+                    self.members.update(MEMBER_SET.findall(html))
+                    self.message_ids.update(int(i) for i in MESSAGE_ID.findall(html))
+                self.catching_up -= 1
+                if not self.catching_up:
+                    for event, data in self.queued:
+                        self._apply(event, data)
+                    self.queued = []
+                self.lock.notify_all()
+
+    def wait_until(self, predicate, timeout: float = 20) -> None:
+        """Wait until ``predicate(self)`` holds (checked whenever an event arrives)."""
+        try:
+            self.wait_for(lambda _events: predicate(self), timeout=timeout)
+        except AssertionError:
+            raise AssertionError(
+                f"timed out: {self.username} (worker {self.worker}) shows members "
+                f"{self.members} and messages {sorted(self.message_ids)}"
+            ) from None
+
+    def shows(self, statuses: dict[str, str]) -> bool:
+        """The member list has each of these users with that status."""
+        return all(self.members.get(user) == status for user, status in statuses.items())

@@ -36,6 +36,10 @@ def gunicorn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         ({"DATABASE_URL": "sqlite://"}, (), "in-memory SQLite database"),
         ({"GUNICORN_CMD_ARGS": "--preload"}, (), "--preload must stay off"),
         ({}, ("-k", "gevent"), "the worker class must be gevent-websocket's"),
+        ({"WEB_CONCURRENCY": "2", "MESSAGE_QUEUE_URL": "amqp://guest:guest@127.0.0.1:5672//"},
+         (), "2 workers need a shared presence store: set PRESENCE_URL"),
+        ({"WEB_CONCURRENCY": "2", "MESSAGE_QUEUE_URL": "redis://127.0.0.1:6379/0",
+          "PRESENCE_URL": "amqp://guest:guest@127.0.0.1:5672//"}, (), "need a shared presence"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_with_a_reason(env, args, message):

@@ -1,10 +1,11 @@
-"""Two hosts behind nginx (deploy/nginx.conf) sharing Redis and PostgreSQL."""
+"""Two hosts behind nginx (deploy/nginx.conf) sharing Redis and PostgreSQL: rows and chat
+messages flow both ways."""
 
 import pytest
 import requests
 
-from .cluster import TableClient, post_row, spread
-from .clients import BrowserSession
+from .cluster import ChatClient, TableClient, post_row, spread
+from .clients import BrowserSession, logged_in
 
 pytestmark = pytest.mark.e2e
 
@@ -42,3 +43,26 @@ def test_two_hosts_behind_nginx_share_every_row(cluster, balancer):
         assert client.duplicates() == 0
     for client in clients:
         client.disconnect()
+
+    # Chat: members of one room on both hosts; messages from each host reach everyone once.
+    members: list[ChatClient] = []
+    while len({host_of[m.worker] for m in members}) < 2 or len(members) < 3:
+        assert len(members) < 12, "nginx sent every chat socket to one host"
+        name = f"member{len(members) + 1}"
+        members.append(ChatClient(logged_in(nginx.url, name), name).join())
+    sent = {}
+    for member in members:
+        body = f"from {member.username}"
+        ack = member.client.call("chat:send", {"room": "general", "body": body}, timeout=10)
+        assert ack["ok"], ack
+        sent[ack["id"]] = host_of[member.worker]
+    assert set(sent.values()) == {0, 1}
+    for member in members:
+        member.wait_until(lambda m: set(sent) <= m.message_ids)
+        pushed = [data["id"] for event, data in member.events if event == "chat:message"]
+        assert sorted(pushed) == sorted(sent), "a message came twice or not at all"
+    print(f"chat sockets per host through nginx: "
+          f"{[sum(host_of[m.worker] == h for m in members) for h in (0, 1)]}; "
+          f"{len(sent)} messages x {len(members)} members delivered once each")
+    for member in members:
+        member.disconnect()

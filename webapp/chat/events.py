@@ -77,8 +77,8 @@ def on_join(user, data):
         leave_room(f"chat:{previous}")
     join_room(services.channel(room))
     services.join(user, room)
-    members = [{"user": u.username, "status": s} for u, s in services.members(room)]
-    return {"room": room.name, "last_id": services.last_message_id(room), "members": members}
+    return {"room": room.name, "last_id": services.last_message_id(room),
+            "members": services.member_statuses(room)}
 
 
 @chat_event("chat:leave")

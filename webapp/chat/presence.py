@@ -348,12 +348,13 @@ class RedisPresence(PresenceStore):
         # A reaper dropped us while we were slow, or a disconnect was half written: make the
         # store hold exactly this worker's live connections again.
         extra = stored - set(local)
+        closed = self._load(extra) if extra else []  # closed while the store was unreachable
         if extra:
-            self._drop(self._load(extra))
+            self._drop(closed)
             self.redis.srem(self._key("worker", self.worker_id), *extra)
         missing = [c for sid, c in local.items() if sid not in stored]
         self._write(missing)
-        return {c.user_id for c in missing}
+        return {c.user_id for c in missing + closed}
 
     def reap(self) -> set[int]:
         workers = self.redis.smembers(self._key("workers"))
@@ -387,15 +388,28 @@ class RedisPresence(PresenceStore):
                                    px=max(1, int(interval * 1000))))
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 def create_store(app) -> PresenceStore:
     """The store this app's configuration asks for."""
-    url = app.config.get("PRESENCE_URL") or app.config.get("MESSAGE_QUEUE_URL") or ""
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    configured = app.config.get("PRESENCE_URL")
+    url = configured or app.config.get("MESSAGE_QUEUE_URL") or ""
+    if url.startswith(REDIS_SCHEMES):
         prefix = app.config.get("PRESENCE_KEY_PREFIX") or f"{app.config['SOCKETIO_CHANNEL']}:presence:"
         return RedisPresence(url, prefix=prefix)
+    if configured:
+        raise RuntimeError(
+            f"PRESENCE_URL must be a redis:// URL (got {configured.split(':', 1)[0]}://...): "
+            "presence is kept in Redis or, without PRESENCE_URL, in process memory."
+        )
     if url:
-        log.warning("Presence is kept in process memory: with several workers set PRESENCE_URL "
-                    "to a redis:// URL so that they share it.")
+        # gunicorn.conf.py refuses several workers like this; several hosts it cannot see.
+        log.warning(
+            "MESSAGE_QUEUE_URL is not Redis and PRESENCE_URL is not set: chat presence is kept "
+            "in this process's memory, right for one worker on one host only. Set PRESENCE_URL "
+            "to a redis:// URL so that every worker and host shares it."
+        )
     return MemoryPresence()
 
 
@@ -417,7 +431,11 @@ def start_worker(app, store: PresenceStore, tick: Callable[[set[int]], object]) 
     if store.started:
         return
     store.started = True
-    tick(store.clear_worker())
+    try:
+        tick(store.clear_worker())
+    except Exception:
+        store.started = False  # the store is down: the next connection tries again
+        raise
     if not app.config["PRESENCE_BACKGROUND"]:
         return
 

@@ -110,6 +110,17 @@ def messages(name: str):
     )
 
 
+@bp.get("/chat/<name>/members")
+@login_required
+def members(name: str):
+    """The room's members with their presence now, as updates for a shown member list."""
+    room = _room_or_404(name)
+    if wants_json():
+        return jsonify(ok=True, members=services.member_statuses(room))
+    # The catch-up of the page's live member list passes ?after=: every member is sent.
+    return render_template("chat/_members_catchup.html", members=services.members(room))
+
+
 @bp.post("/chat/<name>/messages")
 @login_required
 def post_message(name: str):

@@ -193,6 +193,11 @@ def members(room: Room) -> list[tuple[User, str]]:
     return [(u, statuses.get(u.id, presence.OFFLINE)) for u in users]
 
 
+def member_statuses(room: Room) -> list[dict]:
+    """The room's members as data, by name: ``[{"user": name, "status": status}, ...]``."""
+    return [{"user": user.username, "status": status} for user, status in members(room)]
+
+
 # Messages ---------------------------------------------------------------------------------
 
 
@@ -313,23 +318,27 @@ def typing(user: User, room: Room) -> bool:
 
 def connected(sid: str, user: User) -> None:
     """A logged-in socket opened: the user is Online if they were not."""
-    presence.start_worker(current_app._get_current_object(), store(), beat_and_reap)
-    before = store().status(user.id)
-    store().add(presence.Connection(sid, user.id, user.username, store().worker_id))
-    if before != presence.ONLINE:
+    try:
+        presence.start_worker(current_app._get_current_object(), store(), beat_and_reap)
+    finally:
+        # Even when the store is down: this worker then remembers the socket, and its
+        # heartbeat writes it once the store is back.
+        store().add(presence.Connection(sid, user.id, user.username, store().worker_id))
+    others = [c for c in store().connections(user.id) if c.sid != sid]
+    if presence.user_status(others) != presence.ONLINE:
         announce_presence({user.id})
 
 
 def disconnected(sid: str) -> None:
     """A socket closed: what it showed is read, and its user may now be Away or Offline."""
-    connection = store().get(sid)
+    # Removed first: a socket that closed while the store was down must not be written back.
+    connection = store().remove(sid)
     if connection is None:
         return
-    before = store().status(connection.user_id)
-    store().remove(sid)
     if connection.room:
         mark_read(connection.user_id, connection.room)
-    if store().status(connection.user_id) != before:
+    others = store().connections(connection.user_id)
+    if presence.user_status(others) != presence.user_status([*others, connection]):
         announce_presence({connection.user_id})
 
 
