@@ -224,3 +224,16 @@ def test_away_only_when_every_tab_is_away(accounts):
     assert events(watcher, "chat:presence") == []  # still away: the other tab is open
     second.disconnect()
     assert [p["status"] for p in events(watcher, "chat:presence")] == ["offline"]
+
+
+def test_join_sends_the_joining_socket_every_members_status(pair):
+    """A page missed the presence changes between its render and its join (its own user
+    going Online too), or while it was disconnected: joining brings its member list up to date."""
+    a, b = pair
+    a.emit("presence:set", {"status": "away"}, callback=True)
+    a.get_received()
+    b.get_received()
+    assert b.emit("chat:join", {"room": "general"}, callback=True)["ok"]  # as after a reconnect
+    shown = {p["user"]: p["status"] for p in events(b, "chat:presence")}
+    assert shown == {"alice": "away", "bob": "online"}
+    assert events(a) == []  # nobody else is told anything

@@ -77,7 +77,9 @@ def on_join(user, data):
         leave_room(f"chat:{previous}")
     join_room(services.channel(room))
     services.join(user, room)
-    members = [{"user": u.username, "status": s} for u, s in services.members(room)]
+    # The page was rendered before this socket could hear presence changes: bring it up to date.
+    shown = services.show_members(room, to=request.sid)
+    members = [{"user": u.username, "status": s} for u, s in shown]
     return {"room": room.name, "last_id": services.last_message_id(room), "members": members}
 
 

@@ -378,6 +378,19 @@ def beat_and_reap(changed: set[int] = frozenset()) -> set[int]:
     return changed
 
 
+def show_members(room: Room, to: str) -> list[tuple[User, str]]:
+    """Send one socket the status of every member of ``room`` (``chat:presence`` events).
+
+    A joining page missed the changes between its render and its join (its own user going
+    Online, too), and a reconnecting one those of the time it was away.
+    """
+    found = members(room)
+    for user, status in found:
+        html = render_fragment("chat/_member_presence.html", user=user, status=status)
+        broadcast("chat:presence", {"user": user.username, "status": status}, html, to=to)
+    return found
+
+
 def announce_presence(user_ids: set[int], rooms: list[Room] | None = None) -> None:
     """Send each user's current status to the rooms they are members of (or to ``rooms``)."""
     statuses = store().statuses(user_ids)
