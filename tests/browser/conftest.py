@@ -181,3 +181,7 @@ def start_server(tmp_path, request, migrated_sqlite):
 def live_server(start_server):
     """The app as `make run` serves it (gunicorn, gevent websocket worker, SQLite)."""
     return start_server()
+
+
+# The chat tests of a module share one server (tests/browser/chat_fixtures.py).
+from .chat_fixtures import chat_server, module_chat_server  # noqa: E402,F401
