@@ -1,7 +1,8 @@
 """One gunicorn for all the chat tests of a module: starting one costs seconds on a busy machine.
 
 The tests of a module share it, so each uses users and rooms of its own (``unique_name``).
-When a test fails, the server log so far is saved with its artifacts.
+A module may set ``SERVER_ENV = {...}`` for extra environment. When a test fails, the server
+log so far is saved with its artifacts.
 """
 
 import itertools
@@ -21,7 +22,7 @@ def unique_name(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def module_chat_server(browser, migrated_sqlite, tmp_path_factory):
+def module_chat_server(browser, migrated_sqlite, tmp_path_factory, request):
     folder = tmp_path_factory.mktemp("chat-server")
     database = folder / "chat.db"
     shutil.copy(migrated_sqlite, database)
@@ -30,6 +31,7 @@ def module_chat_server(browser, migrated_sqlite, tmp_path_factory):
             "SECRET_KEY": "browser-secret",
             "DATABASE_URL": f"sqlite:///{database}",
             "MESSAGE_QUEUE_URL": "",
+            **getattr(request.module, "SERVER_ENV", {}),
         },
         log_path=folder / "gunicorn-chat.log",
     )
