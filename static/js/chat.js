@@ -68,7 +68,7 @@
     ownSheet = new CSSStyleSheet();
     ownSheet.replaceSync(
       `.chat-message${who} { background: var(--bs-primary-bg-subtle); }\n` +
-      `.chat-message${who} .chat-actions { visibility: visible; }\n` +
+      `.chat-message${who} .chat-actions { display: inline; }\n` +
       `.chat-typing${who} { display: none; }`
     );
     document.adoptedStyleSheets = [...document.adoptedStyleSheets, ownSheet];
@@ -286,6 +286,8 @@
       emit("chat:delete", { id: Number(article.dataset.id) }).then((ack) => {
         if (!ack) feedback("Not connected: the message was not deleted.", true);
         else if (!ack.ok) feedback(ack.error, true);
+        // The button went with its message: keep the keyboard in the conversation.
+        if (!document.activeElement || document.activeElement === document.body) $("composer-body")?.focus();
       });
     }
   });
