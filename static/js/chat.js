@@ -248,14 +248,21 @@
     join();
     reportStatus();
   });
+  // Just after a room switch, until the server has handled the new join, events of the room
+  // left still arrive: take off what they put on this page.
+  const otherRoom = (data) => Boolean(data && data.room && !sameName(data.room, currentRoom()));
+
   document.addEventListener("realtime:chat:message", (e) => {
     const message = e.detail || {};
     hideTyping(message.author);
+    if (otherRoom(message)) return $(`message-${message.id}`)?.remove();
     if (page() && sameName(message.author, page().dataset.user)) toBottom();
     else followIfStuck();
   });
   document.addEventListener("realtime:chat:typing", (e) => {
-    if (e.detail && sameName(e.detail.room, currentRoom())) showTyping(e.detail.user);
+    if (!e.detail) return;
+    if (otherRoom(e.detail)) hideTyping(e.detail.user);
+    else showTyping(e.detail.user);
   });
   document.addEventListener("realtime:chat:message-edited", followIfStuck);
   document.addEventListener("realtime:caught-up", followIfStuck);

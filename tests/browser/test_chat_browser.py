@@ -348,3 +348,78 @@ def test_a_send_whose_answer_was_lost_is_resent_with_its_client_id_and_stored_on
         assert chat.bodies() == ["are you there?", "and again"]
     assert all("WebSocket" in error for error in alice.page.console.errors)
     assert_no_console_errors(bob.page)
+
+
+class HoldJoins:
+    """Routes a page's socket: while ``holding``, its ``chat:join`` waits (a slow network or
+    server), so the page shows the new room while the server still sends it the old room's
+    events. ``heard`` lists every frame the server sent."""
+
+    def __init__(self):
+        self.holding = False
+        self.held: list = []
+        self.heard: list[str] = []
+
+    def __call__(self, ws) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message):
+            if self.holding and isinstance(message, str) and '"chat:join"' in message:
+                self.held.append((server, message))
+                return
+            server.send(message)
+
+        def from_server(message):
+            if isinstance(message, str):
+                self.heard.append(message)
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+    def wait_heard(self, page, text: str) -> None:
+        """Wait until the server has sent the page a frame containing ``text``."""
+        for _ in range(300):
+            if any(text in frame for frame in self.heard):
+                return
+            page.wait_for_timeout(50)
+        raise AssertionError(f"the server never sent {text!r}")
+
+    def release(self) -> None:
+        self.holding = False
+        for server, message in self.held:
+            server.send(message)
+        self.held.clear()
+
+
+def test_events_of_the_room_just_left_do_not_show_in_the_next_one(chat_server, new_page):
+    alice, bob, first = chat_pair(chat_server, new_page)
+    second = unique_name("room")
+    alice.create_room(second)
+    alice.page.goto(f"{chat_server.url}/chat/{first}")
+    alice = ChatPage(alice.page)
+    alice.wait_joined()
+    hold = HoldJoins()
+    bob.page.route_web_socket(re.compile(r"/socket\.io/"), hold)
+    bob = ChatPage.open(bob.page, chat_server.url, first)
+
+    hold.holding = True
+    bob.switch_to(second)
+    expect(bob.page.locator("#members-heading")).to_be_visible()
+    alice.composer.click()
+    alice.page.keyboard.type("typing in the old room")
+    hold.wait_heard(bob.page, '"chat:typing"')
+    expect(bob.typing(alice.user)).to_be_hidden()
+    alice.page.keyboard.press("Enter")
+    hold.wait_heard(bob.page, "typing in the old room")
+    expect(alice.message_with("typing in the old room")).to_have_count(1)
+    assert bob.bodies() == [], "a message of the room bob left shows in the next one"
+
+    hold.release()
+    bob.wait_joined()
+    alice.page.goto(f"{chat_server.url}/chat/{second}")
+    ChatPage(alice.page).wait_joined()
+    ChatPage(alice.page).send("now in the second room")
+    expect(bob.message_with("now in the second room")).to_have_count(1)
+    assert bob.bodies() == ["now in the second room"]
+    assert_no_console_errors(alice.page, bob.page)
