@@ -208,9 +208,12 @@ def test_load_older_pages_back_through_a_long_history(chat_server, new_page):
     assert edited["ok"], edited
     add_rows_over_http(chat_server.url, [(1, 2)])
     editor.disconnect()
-    chat.send("not alone")
+    # Someone writes while the reader is at the bottom: the view follows.
+    late = logged_in(chat_server.url, unique_name("late"))
+    late.post(f"/chat/{room}/messages", {"body": "not alone"})
     chat.wait_count(51)
     assert chat.bodies()[-1] == "not alone"
+    expect(chat.message_with("not alone")).to_be_in_viewport()
     sent[0] = (sent[0][0], "history 1, edited")
     sent.append((chat.id_of("not alone"), "not alone"))
     assert_no_console_errors(chat.page)
@@ -223,10 +226,15 @@ def test_load_older_pages_back_through_a_long_history(chat_server, new_page):
     # What the reader looked at stays where it was: older messages go above it.
     expect(chat.message_with("history 12")).to_be_in_viewport()
     expect(chat.message_with("history 1, edited")).not_to_be_in_viewport()
-
-    # A new message still goes at the bottom of the long list, and into view.
-    chat.send("the newest")
+    # Someone writes while the reader reads up there: the view stays where it is.
+    late.post(f"/chat/{room}/messages", {"body": "while you read"})
     chat.wait_count(62)
+    expect(chat.message_with("history 12")).to_be_in_viewport()
+    expect(chat.message_with("while you read")).not_to_be_in_viewport()
+
+    # One's own new message goes at the bottom of the long list, and into view.
+    chat.send("the newest")
+    chat.wait_count(63)
     assert chat.bodies()[-1] == "the newest"
     expect(chat.message_with("the newest")).to_be_in_viewport()
     assert_no_console_errors(chat.page)
