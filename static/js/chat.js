@@ -294,7 +294,8 @@
         if (!ack) feedback("Not connected: the message was not deleted.", true);
         else if (!ack.ok) feedback(ack.error, true);
         // The button went with its message: keep the keyboard in the conversation.
-        if (!document.activeElement || document.activeElement === document.body) $("composer-body")?.focus();
+        const lost = !document.activeElement || document.activeElement === document.body;
+        if (lost) $("composer-body")?.focus();
       });
     }
   });

@@ -3,6 +3,8 @@
 Screenshots of every page and look are written to artifacts/screenshots/ for a person to check.
 """
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -56,6 +58,13 @@ def test_chat_pages_fit_phone_and_desktop_in_both_colour_modes(chat_server, new_
             page.screenshot(path=shots / f"chat-{form}-{size}-{scheme}.png", full_page=True)
             expect(page.get_by_label("Username")).to_be_in_viewport()
             expect(page.get_by_label("Password")).to_be_in_viewport()
+            # The rules under each field are read out with it.
+            expect(page.get_by_label("Username")).to_have_accessible_description(
+                re.compile("3–32 letters")
+            )
+            expect(page.get_by_label("Password")).to_have_accessible_description(
+                "At least 8 characters."
+            )
             assert_fits(page, width)
         pages.append(page)
 

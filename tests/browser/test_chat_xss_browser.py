@@ -129,6 +129,12 @@ def test_room_names_and_usernames_refuse_markup_and_show_it_back_as_text(chat_se
             "Room name must be 3 to 32 characters"
         )
         expect(page.get_by_label("New room")).to_have_value(payload)
+        # The field at fault keeps the focus and says what is wrong with it.
+        expect(page.get_by_label("New room")).to_be_focused()
+        expect(page.get_by_label("New room")).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_label("New room")).to_have_accessible_description(
+            re.compile("Room name must be")
+        )
         assert_nothing_ran(page)
     # A script posting straight to the server gets the same answer for every payload.
     for payload in XSS:
