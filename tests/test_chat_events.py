@@ -224,3 +224,16 @@ def test_away_only_when_every_tab_is_away(accounts):
     assert events(watcher, "chat:presence") == []  # still away: the other tab is open
     second.disconnect()
     assert [p["status"] for p in events(watcher, "chat:presence")] == ["offline"]
+
+
+def test_join_answers_every_members_status(pair):
+    """A page missed the presence changes between its render and its join (its own user going
+    Online too), or while it was disconnected: the join's answer tells it what is true now."""
+    a, b = pair
+    a.emit("presence:set", {"status": "away"}, callback=True)
+    a.get_received()
+    b.get_received()
+    ack = b.emit("chat:join", {"room": "general"}, callback=True)  # as after a reconnect
+    assert ack["ok"]
+    assert {m["user"]: m["status"] for m in ack["members"]} == {"alice": "away", "bob": "online"}
+    assert events(a) == []  # nobody else is told anything

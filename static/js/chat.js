@@ -5,7 +5,9 @@
   "use strict";
 
   const IDLE_MS = 5 * 60 * 1000;     // no input for this long: Away
-  const TYPING_EVERY_MS = 1000;       // at most one chat:typing a second
+  // At most one chat:typing a second; a little over the server's 1 s throttle, so that network
+  // jitter never makes the server drop one.
+  const TYPING_EVERY_MS = 1100;
   const TYPING_SHOWN_MS = 5000;       // an indicator goes 5 s after the last keystroke
   const ACK_TIMEOUT_MS = 10000;
   const AWAY_KEY = "chat:appear-away";
@@ -15,6 +17,7 @@
   let joined = null;                  // the room this socket has joined
   let stick = true;                   // keep the view at the bottom (user has not scrolled up)
   let lastTyping = 0;
+  let typingLater = null;             // a keystroke came within the second: tell it at its end
   let lastActivity = Date.now();
   let sentStatus = "online";
   let editing = null;                 // id of the own message being edited
@@ -65,7 +68,7 @@
     ownSheet = new CSSStyleSheet();
     ownSheet.replaceSync(
       `.chat-message${who} { background: var(--bs-primary-bg-subtle); }\n` +
-      `.chat-message${who} .chat-actions { visibility: visible; }\n` +
+      `.chat-message${who} .chat-actions { display: inline; }\n` +
       `.chat-typing${who} { display: none; }`
     );
     document.adoptedStyleSheets = [...document.adoptedStyleSheets, ownSheet];
@@ -148,7 +151,8 @@
     const item = { room: currentRoom(), body, client_id: uuid() };
     pending.set(item.client_id, item);
     box.value = "";
-    lastTyping = 0;
+    clearTimeout(typingLater);
+    typingLater = null;
     feedback("");
     stick = true;
     send(item);
@@ -179,9 +183,16 @@
   // Typing ---------------------------------------------------------------------------------
   function typed() {
     const room = currentRoom();
-    const now = Date.now();
-    if (!room || editing || now - lastTyping < TYPING_EVERY_MS || !$("composer-body").value.trim()) return;
-    lastTyping = now;
+    const box = $("composer-body");
+    if (!room || !box || editing || !box.value.trim()) return;
+    // Keystrokes within a second of the last event are told once when that second is over:
+    // a short word typed just after sending a message still shows.
+    const wait = lastTyping + TYPING_EVERY_MS - Date.now();
+    if (wait > 0) {
+      if (!typingLater) typingLater = setTimeout(() => { typingLater = null; typed(); }, wait);
+      return;
+    }
+    lastTyping = Date.now();
     emit("chat:typing", { room });
   }
 
@@ -247,14 +258,21 @@
     join();
     reportStatus();
   });
+  // Just after a room switch, until the server has handled the new join, events of the room
+  // left still arrive: take off what they put on this page.
+  const otherRoom = (data) => Boolean(data && data.room && !sameName(data.room, currentRoom()));
+
   document.addEventListener("realtime:chat:message", (e) => {
     const message = e.detail || {};
     hideTyping(message.author);
+    if (otherRoom(message)) return $(`message-${message.id}`)?.remove();
     if (page() && sameName(message.author, page().dataset.user)) toBottom();
     else followIfStuck();
   });
   document.addEventListener("realtime:chat:typing", (e) => {
-    if (e.detail && sameName(e.detail.room, currentRoom())) showTyping(e.detail.user);
+    if (!e.detail) return;
+    if (otherRoom(e.detail)) hideTyping(e.detail.user);
+    else showTyping(e.detail.user);
   });
   document.addEventListener("realtime:chat:message-edited", followIfStuck);
   document.addEventListener("realtime:caught-up", followIfStuck);
@@ -285,6 +303,9 @@
       emit("chat:delete", { id: Number(article.dataset.id) }).then((ack) => {
         if (!ack) feedback("Not connected: the message was not deleted.", true);
         else if (!ack.ok) feedback(ack.error, true);
+        // The button went with its message: keep the keyboard in the conversation.
+        const lost = !document.activeElement || document.activeElement === document.body;
+        if (lost) $("composer-body")?.focus();
       });
     }
   });

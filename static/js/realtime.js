@@ -43,6 +43,13 @@
     if (el !== list.lastElementChild) list.appendChild(el);
   }
 
+  // The element an out-of-band fragment changes: "<swap>:<selector>", else the one with its id.
+  function oobTarget(wrapper, oob) {
+    const colon = oob.indexOf(":");
+    const selector = colon >= 0 ? oob.slice(colon + 1) : wrapper.id && "#" + CSS.escape(wrapper.id);
+    return selector ? document.querySelector(selector) : null;
+  }
+
   // Apply a server-rendered update: inserted elements the page already shows are dropped.
   function apply(html) {
     const tpl = document.createElement("template");
@@ -50,11 +57,10 @@
     const inserted = [];
     for (const wrapper of Array.from(tpl.content.children)) {
       const oob = wrapper.getAttribute("hx-swap-oob") || "";
-      // Removing what this page already removed (its own delete) is done.
-      // Both forms: hx-swap-oob="delete" on the element itself, or "delete:<selector>".
-      if (/^delete(:|$)/.test(oob)) {
-        const selector = oob.slice("delete:".length) || (wrapper.id && "#" + CSS.escape(wrapper.id));
-        if (!selector || !document.querySelector(selector)) wrapper.remove();
+      // What this page does not show (another page's list, a message not loaded, what it
+      // already deleted itself) is left alone: htmx would log an error for each.
+      if (!oobTarget(wrapper, oob)) {
+        wrapper.remove();
         continue;
       }
       if (!INSERTING.test(oob)) continue;
