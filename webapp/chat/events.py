@@ -8,9 +8,9 @@ the one in the session the socket saw when it connected.
 import functools
 import logging
 
-from flask import request
+from flask import current_app, request
 from flask_login import current_user
-from flask_socketio import join_room, leave_room
+from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db, socketio
@@ -50,6 +50,13 @@ def chat_event(name: str):
 @socketio.on("connect")
 def on_connect(*_auth):
     """Sent by every browser tab and client when its socket opens; anonymous ones only watch."""
+    wait = current_app.extensions["rate_limits"].hit(
+        "RATELIMIT_SOCKET_CONNECTS_PER_IP", request.remote_addr or "unknown"
+    )
+    if wait is not None:
+        raise ConnectionRefusedError(
+            f"Too many connections from your address. Try again in {wait} seconds."
+        )
     if current_user.is_authenticated:
         try:
             services.connected(request.sid, current_user._get_current_object())
