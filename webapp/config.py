@@ -88,6 +88,9 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # The session cookie is Secure on every request that came over HTTPS (webapp/security.py);
+    # SESSION_COOKIE_SECURE=1 makes it Secure always. No remember-me cookie is ever issued.
+    SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE", False)
     TABLE_PAGE_SIZE = 50
     TABLE_CATCHUP_MAX = 1000
     # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
@@ -157,3 +160,4 @@ class TestConfig(Config):
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URL = None
     PROXY_FIX_FOR = PROXY_FIX_PROTO = PROXY_FIX_HOST = PROXY_FIX_PORT = PROXY_FIX_PREFIX = 0
+    SESSION_COOKIE_SECURE = False

@@ -8,7 +8,8 @@ handler, no style attribute, htmx without eval), so the policy can forbid everyt
 
 import re
 
-from flask import Flask, Response
+from flask import Flask, Response, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 
 ORIGIN = re.compile(r"https?://[^/\s?#*]+")
 
@@ -19,7 +20,22 @@ STRICT_CSP = (
 )
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with a Secure cookie whenever the request came over HTTPS.
+
+    Served over HTTPS directly, or behind a proxy that says so in X-Forwarded-Proto (trusted only
+    when ProxyFix is configured, PROXY_FIX_* in webapp/config.py), the browser then never sends
+    the cookie over plain HTTP. SESSION_COOKIE_SECURE=1 makes it Secure always.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (
+            has_request_context() and request.is_secure
+        )
+
+
 def register(app: Flask) -> None:
+    app.session_interface = SessionInterface()
     policy = app.config.get("CONTENT_SECURITY_POLICY")
     if policy is None:
         policy = STRICT_CSP
