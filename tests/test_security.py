@@ -35,3 +35,15 @@ def test_the_policy_can_be_replaced_or_turned_off():
     )
     off = type("C", (TestConfig,), {"CONTENT_SECURITY_POLICY": ""})
     assert "Content-Security-Policy" not in create_app(off).test_client().get("/healthz").headers
+
+
+def test_outside_debug_the_app_refuses_to_start_without_a_secret_key():
+    import pytest
+
+    keyless = type("C", (TestConfig,), {"SECRET_KEY": None, "TESTING": False})
+    with pytest.raises(RuntimeError, match="SECRET_KEY is not set. Set the SECRET_KEY environment"):
+        create_app(keyless)
+    # In debug (flask run --debug) a development key stands in.
+    debug = type("C", (keyless,), {"DEBUG": True})
+    assert create_app(debug).config["SECRET_KEY"] == "dev-only-not-secret"
+
