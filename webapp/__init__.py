@@ -16,7 +16,7 @@ from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
 from . import ratelimits, relay
 from .realtime import resync_local_clients
-from .security import check_socket_origins, socket_origin_check
+from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
 
 
 def create_app(config_class: type = Config) -> Flask:
@@ -75,6 +75,7 @@ def register_extensions(app: Flask) -> None:
         # A bigger message closes that client's connection, no one else's.
         max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_SIZE"],
     )
+    app.wsgi_app = limit_websocket_messages(app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_SIZE"])
     # Outside the Socket.IO middleware, so sockets see the client's address and scheme too.
     hops = {name: app.config[f"PROXY_FIX_{name.upper()}"]
             for name in ("for", "proto", "host", "port", "prefix")}
