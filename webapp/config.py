@@ -134,7 +134,7 @@ class Config:
     RATELIMIT_ROWS_PER_CLIENT = os.environ.get("RATELIMIT_ROWS_PER_CLIENT", "120 per minute")
     # Socket connections opened from one address (reconnects included).
     RATELIMIT_SOCKET_CONNECTS_PER_IP = os.environ.get(
-        "RATELIMIT_SOCKET_CONNECTS_PER_IP", "60 per minute"
+        "RATELIMIT_SOCKET_CONNECTS_PER_IP", "120 per minute"
     )
     # werkzeug's scrypt (n=2**15, r=8, p=1).
     PASSWORD_HASH_METHOD = "scrypt"
