@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .chat_pages import ChatPage, log_in, register
-from .pages import assert_no_console_errors, open_live
+from .pages import TablePage, assert_no_console_errors, open_live
 
 pytestmark = pytest.mark.browser
 
@@ -65,3 +65,17 @@ def test_a_logout_reloads_the_users_room_page_in_another_browser(new_page, live_
     # The phone's socket was closed by the server: the page reloads, which now asks for a login.
     expect(phone).to_have_url(re.compile(r"/login\?next=/chat/general"), timeout=15_000)
     expect(phone.get_by_role("button", name="Log in")).to_be_visible()
+
+
+def test_a_row_over_the_rate_limit_shows_why_and_when_to_try_again(new_page, start_server):
+    server = start_server(RATELIMIT_ROWS_PER_CLIENT="2 per minute")
+    table = TablePage.open(new_page(), server.url)
+    table.add(1, 2)
+    table.add(3, 4)
+    table.wait_rows(2)
+    table.add(5, 6)
+    feedback = table.page.locator("#add-row-feedback [role=alert]")
+    expect(feedback).to_have_text(re.compile(r"Too many rows added\. Try again in \d+ seconds?\."))
+    table.wait_rows(2)
+    # The refusal is an answer the page expects, not an error in its console.
+    assert_no_console_errors(table.page, allow=("429",))
