@@ -210,3 +210,14 @@ def test_an_unreachable_redis_is_no_500_and_limits_still_hold(tmp_path, black_ho
         for sock in socks:
             if sock.is_connected():
                 sock.disconnect()
+
+
+def test_a_proxy_without_proxyfix_is_pointed_out_in_the_log(app, caplog, monkeypatch):
+    import webapp.ratelimits
+
+    monkeypatch.setattr(webapp.ratelimits, "_warned_about_proxy", False)
+    browser = from_address(app, "10.0.10.1")
+    browser.post("/table/rows", {"a": "1", "b": "1"}, headers={"X-Forwarded-For": "1.2.3.4"})
+    browser.post("/table/rows", {"a": "1", "b": "1"}, headers={"X-Forwarded-For": "1.2.3.5"})
+    warnings = [r for r in caplog.records if "PROXY_FIX_HOPS is not set" in r.getMessage()]
+    assert len(warnings) == 1

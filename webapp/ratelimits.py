@@ -51,7 +51,18 @@ RULES = {
 }
 
 
+_warned_about_proxy = False
+
+
 def client_address() -> str:
+    global _warned_about_proxy
+    if (not _warned_about_proxy and "X-Forwarded-For" in request.headers
+            and not current_app.config.get("PROXY_FIX_FOR")):
+        # Every client would count as the proxy's one address and share its limits.
+        _warned_about_proxy = True
+        log.warning("requests arrive through a proxy (X-Forwarded-For) but PROXY_FIX_HOPS is "
+                    "not set: rate limits count every client as the proxy's address. Set "
+                    "PROXY_FIX_HOPS to the number of proxies in front of the app.")
     return "ip:" + (request.remote_addr or "unknown")
 
 

@@ -14,6 +14,7 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db, socketio
+from ..ratelimits import client_address
 from . import services
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def chat_event(name: str):
 def on_connect(*_auth):
     """Sent by every browser tab and client when its socket opens; anonymous ones only watch."""
     wait = current_app.extensions["rate_limits"].hit(
-        "RATELIMIT_SOCKET_CONNECTS_PER_IP", request.remote_addr or "unknown"
+        "RATELIMIT_SOCKET_CONNECTS_PER_IP", client_address()
     )
     if wait is not None:
         raise ConnectionRefusedError(
