@@ -151,7 +151,7 @@
     // socket.io itself: try again once the wait it asked for is over, with some jitter.
     socket.on("connect_error", (error) => {
       if (socket.active) return;
-      const wait = Number((/(\d+) seconds/.exec(error.message) || [])[1]) || 30;
+      const wait = Number((/(\d+) seconds?/.exec(error.message) || [])[1]) || 30;
       setStatus("reconnecting", "Reconnecting…");
       setTimeout(() => socket.connect(), (wait + Math.random() * 5) * 1000);
     });

@@ -55,8 +55,9 @@ def on_connect(*_auth):
         "RATELIMIT_SOCKET_CONNECTS_PER_IP", client_address()
     )
     if wait is not None:
+        plural = "s" if wait != 1 else ""
         raise ConnectionRefusedError(
-            f"Too many connections from your address. Try again in {wait} seconds."
+            f"Too many connections from your address. Try again in {wait} second{plural}."
         )
     if current_user.is_authenticated:
         try:
