@@ -49,7 +49,7 @@ def test_add_row_as_json_client(browser):
         ({"a": "one", "b": "2"}, "A must be a whole number"),
         ({"a": "1.5", "b": "2"}, "A must be a whole number"),
         ({"a": "1", "b": "2000000000"}, "B must be between"),
-        ({"a": "1" * 100_000, "b": "2"}, "A is too long"),
+        ({"a": "1" * 10_000, "b": "2"}, "A is too long"),
         ({"a": "<script>alert(1)</script>", "b": "2"}, "A must be a whole number"),
     ],
 )

@@ -3,18 +3,20 @@
 import sqlite3
 
 from flask import Flask, jsonify, render_template, request
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
-from . import relay
+from . import ratelimits, relay
 from .realtime import resync_local_clients
-from .security import check_socket_origins, socket_origin_check
+from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
 
 
 def create_app(config_class: type = Config) -> Flask:
@@ -29,6 +31,7 @@ def create_app(config_class: type = Config) -> Flask:
     check_config(app)
     register_extensions(app)
     register_blueprints(app)
+    ratelimits.init_app(app)
     register_errorhandlers(app)
     register_template_filters(app)
     register_browser_support(app)
@@ -53,6 +56,10 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    # Socket handlers registered once a server exists go to that server only: import them
+    # first, so that every app made in this process (tests make many) gets them.
+    from . import chat, table  # noqa: F401
+
     socketio.init_app(
         app,
         # Always passed (None without a queue): the module-level socketio keeps options between
@@ -65,7 +72,15 @@ def register_extensions(app: Flask) -> None:
         transports=["websocket"],
         # The page's own origin always; SOCKETIO_ALLOWED_ORIGINS adds to it.
         cors_allowed_origins=socket_origin_check(app.config["SOCKETIO_ALLOWED_ORIGINS"]),
+        # A bigger message closes that client's connection, no one else's.
+        max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_SIZE"],
     )
+    app.wsgi_app = limit_websocket_messages(app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_SIZE"])
+    # Outside the Socket.IO middleware, so sockets see the client's address and scheme too.
+    hops = {name: app.config[f"PROXY_FIX_{name.upper()}"]
+            for name in ("for", "proto", "host", "port", "prefix")}
+    if any(hops.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{name}": n for name, n in hops.items()})
 
 
 def register_blueprints(app: Flask) -> None:
@@ -85,6 +100,17 @@ def register_errorhandlers(app: Flask) -> None:
     def csrf_error(error: CSRFError):
         return _error_response(400, "The form expired or is missing its security token. "
                                     "Reload the page and try again.")
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return _error_response(413, f"That is too much data at once: at most {limit // 1024} KiB.")
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many(error: RateLimitExceeded):
+        seconds = ratelimits.retry_after(error)
+        body, status = _error_response(429, ratelimits.exceeded_message(error, seconds))
+        return body, status, {"Retry-After": str(seconds)}
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -37,6 +37,17 @@ def _env_number(name: str, default: float) -> float:
         raise RuntimeError(f"{name}={value!r} is not a number.") from None
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise RuntimeError(f"{name}={value!r}: use 1 or 0.")
+
+
 def engine_options(url: str) -> dict:
     """SQLAlchemy engine options for ``url``: pool and timeouts for PostgreSQL, from the env.
 
@@ -77,11 +88,54 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # The session cookie is Secure on every request that came over HTTPS (webapp/security.py);
+    # SESSION_COOKIE_SECURE=1 makes it Secure always. No remember-me cookie is ever issued.
+    SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE", False)
     TABLE_PAGE_SIZE = 50
     TABLE_CATCHUP_MAX = 1000
     # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
     # it is redis://..., else process memory (right for one process only).
     PRESENCE_URL = os.environ.get("PRESENCE_URL") or None
+    # Behind a reverse proxy: how many proxies set each X-Forwarded-* header (ProxyFix). Off
+    # (0) by default, because without a proxy in front anyone could send these headers. With
+    # one nginx in front: PROXY_FIX_HOPS=1 (For, Proto, Host and Port; PROXY_FIX_FOR and so on
+    # set one header's count). Then the client's address, the scheme (Secure cookies, the
+    # socket's origin check) and the host are the ones the proxy saw.
+    PROXY_FIX_FOR = int(_env_number("PROXY_FIX_FOR", _env_number("PROXY_FIX_HOPS", 0)))
+    PROXY_FIX_PROTO = int(_env_number("PROXY_FIX_PROTO", _env_number("PROXY_FIX_HOPS", 0)))
+    PROXY_FIX_HOST = int(_env_number("PROXY_FIX_HOST", _env_number("PROXY_FIX_HOPS", 0)))
+    PROXY_FIX_PORT = int(_env_number("PROXY_FIX_PORT", _env_number("PROXY_FIX_HOPS", 0)))
+    PROXY_FIX_PREFIX = int(_env_number("PROXY_FIX_PREFIX", 0))
+    # Largest HTTP request body (413 above it). The app needs a message of 2000 characters (up
+    # to 8 KB in UTF-8) or a form of a few fields: 64 KiB leaves room.
+    MAX_CONTENT_LENGTH = int(_env_number("MAX_CONTENT_LENGTH", 64 * 1024))
+    # Largest Socket.IO message; a client that sends a bigger one is disconnected (only it).
+    SOCKETIO_MAX_MESSAGE_SIZE = int(_env_number("SOCKETIO_MAX_MESSAGE_SIZE", 64 * 1024))
+    # Rate limits (webapp/ratelimits.py), in the limits library's notation: "N per minute",
+    # several separated by ";". Counted in RATELIMIT_STORAGE_URL (default: PRESENCE_URL or
+    # MESSAGE_QUEUE_URL when it is redis://..., else process memory). RATELIMIT_ENABLED=0 turns
+    # every limit off.
+    RATELIMIT_ENABLED = _env_flag("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URL = os.environ.get("RATELIMIT_STORAGE_URL") or None
+    RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "moving-window")
+    # Every login attempt from one address.
+    RATELIMIT_LOGIN_PER_IP = os.environ.get("RATELIMIT_LOGIN_PER_IP", "20 per minute; 200 per hour")
+    # Failed logins for one username, from anywhere (a password guessed from many addresses).
+    RATELIMIT_LOGIN_PER_USERNAME = os.environ.get(
+        "RATELIMIT_LOGIN_PER_USERNAME", "10 per minute; 50 per hour"
+    )
+    RATELIMIT_REGISTER_PER_IP = os.environ.get(
+        "RATELIMIT_REGISTER_PER_IP", "10 per minute; 50 per hour"
+    )
+    RATELIMIT_REGISTER_PER_USERNAME = os.environ.get(
+        "RATELIMIT_REGISTER_PER_USERNAME", "10 per minute"
+    )
+    # New table rows per logged-in user, or per address for anonymous ones.
+    RATELIMIT_ROWS_PER_CLIENT = os.environ.get("RATELIMIT_ROWS_PER_CLIENT", "120 per minute")
+    # Socket connections opened from one address (reconnects included).
+    RATELIMIT_SOCKET_CONNECTS_PER_IP = os.environ.get(
+        "RATELIMIT_SOCKET_CONNECTS_PER_IP", "120 per minute"
+    )
     # werkzeug's scrypt (n=2**15, r=8, p=1).
     PASSWORD_HASH_METHOD = "scrypt"
     # None: the strict default of webapp/security.py; "" sends no policy.
@@ -102,3 +156,8 @@ class TestConfig(Config):
     PRESENCE_URL = None
     # Cheap hashing keeps the tests fast; the production method is checked in its own test.
     PASSWORD_HASH_METHOD = "scrypt:1024:8:1"
+    # Unit tests post many rows and log in many times; the rate limit tests turn it on.
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URL = None
+    PROXY_FIX_FOR = PROXY_FIX_PROTO = PROXY_FIX_HOST = PROXY_FIX_PORT = PROXY_FIX_PREFIX = 0
+    SESSION_COOKIE_SECURE = False

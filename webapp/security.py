@@ -8,7 +8,8 @@ handler, no style attribute, htmx without eval), so the policy can forbid everyt
 
 import re
 
-from flask import Flask, Response
+from flask import Flask, Response, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 
 ORIGIN = re.compile(r"https?://[^/\s?#*]+")
 
@@ -19,7 +20,22 @@ STRICT_CSP = (
 )
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with a Secure cookie whenever the request came over HTTPS.
+
+    Served over HTTPS directly, or behind a proxy that says so in X-Forwarded-Proto (trusted only
+    when ProxyFix is configured, PROXY_FIX_* in webapp/config.py), the browser then never sends
+    the cookie over plain HTTP. SESSION_COOKIE_SECURE=1 makes it Secure always.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (
+            has_request_context() and request.is_secure
+        )
+
+
 def register(app: Flask) -> None:
+    app.session_interface = SessionInterface()
     policy = app.config.get("CONTENT_SECURITY_POLICY")
     if policy is None:
         policy = STRICT_CSP
@@ -74,3 +90,54 @@ def check_socket_origins(origins: list[str]) -> None:
                 "scheme://host[:port], comma separated (e.g. https://chat.example.com); the "
                 "app's own origin is always allowed, and '*' is never."
             )
+
+
+def limit_websocket_messages(wsgi_app, max_size: int):
+    """Close a websocket whose next message would be larger than ``max_size`` bytes, before it
+    is read into memory.
+
+    Engine.IO checks a message's size only once the server has read all of it, and
+    gevent-websocket (the production worker) reads whatever length a frame header claims: one
+    client could make a worker hold gigabytes. Here each frame's announced length is counted
+    against the limit first; over it, the connection is closed (that client reconnects, the
+    others see nothing). Other servers (``flask run``) are left alone.
+    """
+    try:
+        from geventwebsocket.exceptions import ProtocolError
+        from geventwebsocket.websocket import Header, WebSocket
+    except ImportError:  # pragma: no cover (gevent-websocket is a production dependency)
+        return wsgi_app
+
+    class SizeLimitedWebSocket(WebSocket):
+        __slots__ = ("message_size",)
+
+        def read_frame(self):
+            header = Header.decode_header(self.stream)
+            if header.flags:
+                raise ProtocolError
+            if header.opcode in (self.OPCODE_TEXT, self.OPCODE_BINARY):
+                self.message_size = 0
+            if header.opcode in (self.OPCODE_TEXT, self.OPCODE_BINARY, self.OPCODE_CONTINUATION):
+                self.message_size = getattr(self, "message_size", 0) + header.length
+                if self.message_size > max_size:
+                    # receive() answers this by closing the connection (code 1002).
+                    raise ProtocolError(f"message larger than {max_size} bytes")
+            if not header.length:
+                return header, b""
+            payload = self.raw_read(header.length)
+            if len(payload) != header.length:
+                raise ProtocolError("unexpected end of a frame")
+            if header.mask:
+                payload = header.unmask_payload(payload)
+            return header, payload
+
+    def app(environ, start_response):
+        websocket = environ.get("wsgi.websocket")
+        if isinstance(websocket, WebSocket) and not isinstance(websocket, SizeLimitedWebSocket):
+            # Nothing has been read from it yet: a limited one takes over the same stream.
+            limited = SizeLimitedWebSocket(websocket.environ, websocket.stream, websocket.handler)
+            websocket.handler.websocket = limited
+            environ["wsgi.websocket"] = limited
+        return wsgi_app(environ, start_response)
+
+    return app

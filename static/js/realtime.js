@@ -138,7 +138,23 @@
     // This worker's message-queue listener was away: events may have been missed. Catch up
     // like after a reconnect (the connection itself stayed up).
     socket.on("server:resync", () => catchUpAll(true));
-    socket.on("disconnect", () => setStatus("reconnecting", "Reconnecting…"));
+    // This page is going away (the logout form itself, a link): nothing to reload.
+    let leaving = false;
+    window.addEventListener("beforeunload", () => { leaving = true; });
+    socket.on("disconnect", (reason) => {
+      setStatus("reconnecting", "Reconnecting…");
+      // Only the server ends a socket on purpose, when the user logged out (in this browser or
+      // another one): load the page again, as the logged-out visitor this browser now is.
+      if (reason === "io server disconnect" && !leaving) window.location.reload();
+    });
+    // A connection the server refused (too many from this address) is not retried by
+    // socket.io itself: try again once the wait it asked for is over, with some jitter.
+    socket.on("connect_error", (error) => {
+      if (socket.active) return;
+      const wait = Number((/(\d+) seconds?/.exec(error.message) || [])[1]) || 30;
+      setStatus("reconnecting", "Reconnecting…");
+      setTimeout(() => socket.connect(), (wait + Math.random() * 5) * 1000);
+    });
     socket.io.on("reconnect_attempt", () => setStatus("reconnecting", "Reconnecting…"));
     socket.io.on("reconnect_failed", () => setStatus("offline", "Offline"));
     socket.onAny((event, data) => {

@@ -10,11 +10,21 @@ LOGIN_MESSAGE = "Log in to see this page."
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
+def load_user(session_id: str) -> User | None:
+    """The user of a session ("id:epoch"), unless they logged out since (a newer epoch).
+
+    Runs for every request and every socket event (each gets a fresh app context), so a logout
+    in one browser ends the session in every other browser and on every worker at once.
+    """
+    user_id, _, epoch = str(session_id).partition(":")
     try:
-        return db.session.get(User, int(user_id))
+        user = db.session.get(User, int(user_id))
+        epoch = int(epoch or 0)  # sessions from before epochs existed: epoch 0
     except (TypeError, ValueError):
         return None
+    if user is None or epoch != (user.session_epoch or 0):
+        return None
+    return user
 
 
 @login_manager.unauthorized_handler

@@ -52,9 +52,11 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """End the session."""
+    """End the session, in every browser and tab where this user is logged in."""
     if current_user.is_authenticated:
+        user = current_user._get_current_object()
         logout_user()
+        services.end_sessions(user)
     session.clear()
     flash("You are logged out.", "info")
     return redirect(url_for("table.index"), 303)

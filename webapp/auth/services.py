@@ -2,14 +2,18 @@
 
 import re
 
+import logging
+
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import ValidationError
-from ..extensions import db
+from ..extensions import db, socketio
 from .models import User
+
+log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,32}")
 PASSWORD_MIN = 8
@@ -79,3 +83,26 @@ def authenticate(username, password) -> User:
     if len(secret) > PASSWORD_MAX or not check_password_hash(user.password_hash, secret):
         raise ValidationError(BAD_LOGIN)
     return user
+
+
+def end_sessions(user: User) -> None:
+    """Log ``user`` out of every browser and every socket, on every worker and host.
+
+    The session epoch in the database is what holds: each request and each socket event loads
+    the user through it (webapp/auth/login.py), so after this commit no session from before
+    counts as logged in anywhere. Then the user's open sockets are closed, so that their pages
+    notice at once (they reload and show the user logged out): the presence store lists every
+    socket with the worker that holds it, and python-socketio's message queue takes the
+    disconnect to that worker.
+    """
+    db.session.execute(
+        update(User).where(User.id == user.id).values(session_epoch=User.session_epoch + 1)
+    )
+    db.session.commit()
+    try:
+        sockets = current_app.extensions["presence"].connections(user.id)
+    except Exception:  # the presence store is down: the epoch alone logs the sockets out
+        log.exception("could not list the sockets of a user who logged out")
+        return
+    for connection in sockets:
+        socketio.server.disconnect(connection.sid, namespace="/")

@@ -8,12 +8,13 @@ the one in the session the socket saw when it connected.
 import functools
 import logging
 
-from flask import request
+from flask import current_app, request
 from flask_login import current_user
-from flask_socketio import join_room, leave_room
+from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db, socketio
+from ..ratelimits import client_address
 from . import services
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,14 @@ def chat_event(name: str):
 @socketio.on("connect")
 def on_connect(*_auth):
     """Sent by every browser tab and client when its socket opens; anonymous ones only watch."""
+    wait = current_app.extensions["rate_limits"].hit(
+        "RATELIMIT_SOCKET_CONNECTS_PER_IP", client_address()
+    )
+    if wait is not None:
+        plural = "s" if wait != 1 else ""
+        raise ConnectionRefusedError(
+            f"Too many connections from your address. Try again in {wait} second{plural}."
+        )
     if current_user.is_authenticated:
         try:
             services.connected(request.sid, current_user._get_current_object())

@@ -1,0 +1,184 @@
+"""Rate limits (Flask-Limiter): logins and registrations per address and per username, new table
+rows per client, socket connections per address.
+
+Each app gets a limiter of its own (a module-level one would carry one app's storage and switches
+into the next, as the tests create many apps). The counters live in Redis when one is configured
+(``RATELIMIT_STORAGE_URL``, else ``PRESENCE_URL`` or ``MESSAGE_QUEUE_URL`` when they are
+redis://...), so every worker and host counts together; else in process memory. When Redis
+cannot be reached the limits are counted in this process's memory until it is back: an outage
+never turns a request into a 500, and the limits still hold per worker.
+
+The client's address is ``request.remote_addr``: the peer, or what a trusted proxy forwarded
+once ProxyFix is configured (``PROXY_FIX_*`` in webapp/config.py).
+"""
+
+import logging
+import math
+import time
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from flask_login import current_user
+from limits import parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import STRATEGIES
+
+log = logging.getLogger(__name__)
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# After the storage failed, count socket connections in memory this long before trying again
+# (a Redis that hangs would otherwise cost every connection its timeout).
+STORAGE_RETRY_SECONDS = 10.0
+
+# endpoint -> (setting, key function name, count only failures, message)
+RULES = {
+    "auth.login": [
+        ("RATELIMIT_LOGIN_PER_IP", "address", False,
+         "Too many login attempts from your address."),
+        ("RATELIMIT_LOGIN_PER_USERNAME", "username", True,
+         "Too many failed logins for this username."),
+    ],
+    "auth.register": [
+        ("RATELIMIT_REGISTER_PER_IP", "address", False,
+         "Too many accounts created from your address."),
+        ("RATELIMIT_REGISTER_PER_USERNAME", "username", False,
+         "Too many attempts to register this username."),
+    ],
+    "table.add_row": [
+        ("RATELIMIT_ROWS_PER_CLIENT", "client", False, "Too many rows added."),
+    ],
+}
+
+
+_warned_about_proxy = False
+
+
+def client_address() -> str:
+    global _warned_about_proxy
+    if (not _warned_about_proxy and "X-Forwarded-For" in request.headers
+            and not current_app.config.get("PROXY_FIX_FOR")):
+        # Every client would count as the proxy's one address and share its limits.
+        _warned_about_proxy = True
+        log.warning("requests arrive through a proxy (X-Forwarded-For) but PROXY_FIX_HOPS is "
+                    "not set: rate limits count every client as the proxy's address. Set "
+                    "PROXY_FIX_HOPS to the number of proxies in front of the app.")
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+def submitted_username() -> str:
+    """The username a login or registration form names (any case); '' skips the limit."""
+    name = request.form.get("username", "")
+    name = name.strip().lower()[:64] if isinstance(name, str) else ""
+    return "user:" + name if name else ""
+
+
+def client_identity() -> str:
+    """A logged-in user counts as themselves wherever they are; others by address."""
+    if current_user.is_authenticated:
+        return f"account:{current_user.id}"
+    return client_address()
+
+
+KEY_FUNCTIONS = {"address": client_address, "username": submitted_username,
+                 "client": client_identity}
+
+
+def storage_url(config) -> str:
+    url = config.get("RATELIMIT_STORAGE_URL")
+    if not url:
+        for candidate in (config.get("PRESENCE_URL"), config.get("MESSAGE_QUEUE_URL")):
+            if candidate and candidate.startswith(REDIS_SCHEMES):
+                url = candidate
+                break
+    url = url or "memory://"
+    # The limits library names a Redis socket redis+unix://.
+    return "redis+" + url if url.startswith("unix://") else url
+
+
+def _failed(response) -> bool:
+    """A login that did not log in (the form came back with an error)."""
+    return response.status_code >= 400
+
+
+def init_app(app: Flask) -> None:
+    """Bind a limiter of its own to ``app`` and put the limits on the views they guard."""
+    url = storage_url(app.config)
+    options = {}
+    if url.startswith(("redis", "rediss")):
+        # A Redis that hangs must not hang the request: give up soon and count in memory.
+        options = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    limiter = Limiter(
+        key_func=client_address,
+        storage_uri=url,
+        storage_options=options,
+        strategy=app.config["RATELIMIT_STRATEGY"],
+        key_prefix=app.config.get("RATELIMIT_KEY_PREFIX") or app.config["SOCKETIO_CHANNEL"],
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+        headers_enabled=False,
+        enabled=app.config["RATELIMIT_ENABLED"],
+    )
+    app.config["RATELIMIT_ENABLED"] = bool(app.config["RATELIMIT_ENABLED"])
+    limiter.init_app(app)
+    app.extensions["rate_limits"] = RateLimits(app, limiter)
+    if not limiter.enabled:
+        return
+    for endpoint, rules in RULES.items():
+        view = app.view_functions[endpoint]
+        for setting, key, failures_only, message in rules:
+            view = limiter.limit(
+                app.config[setting], key_func=KEY_FUNCTIONS[key], methods=["POST"],
+                deduct_when=_failed if failures_only else None, error_message=message,
+            )(view)
+        app.view_functions[endpoint] = view
+
+
+class RateLimits:
+    """Counting outside Flask-Limiter's view decorators (socket connections), same storage."""
+
+    def __init__(self, app: Flask, limiter: Limiter):
+        self.limiter = limiter
+        self.prefix = app.config.get("RATELIMIT_KEY_PREFIX") or app.config["SOCKETIO_CHANNEL"]
+        self.strategy = app.config["RATELIMIT_STRATEGY"]
+        self._fallback = STRATEGIES[self.strategy](MemoryStorage())
+        self._storage_down_until = 0.0
+
+    def hit(self, setting: str, key: str) -> float | None:
+        """Count one event of ``key`` against the limits in ``setting``.
+
+        None when allowed, else the seconds until it would be allowed again.
+        """
+        if not self.limiter.enabled:
+            return None
+        items = parse_many(current_app.config[setting])
+        if time.monotonic() >= self._storage_down_until:
+            try:
+                return self._hit(self.limiter.limiter, items, setting, key)
+            except Exception:  # the storage is down: count in this process for a while
+                log.warning("rate limit storage unreachable; counting %s in memory", setting)
+                self._storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
+        return self._hit(self._fallback, items, setting, key)
+
+    def _hit(self, strategy, items, setting: str, key: str) -> float | None:
+        for item in items:
+            if not strategy.hit(item, self.prefix, setting, key):
+                reset = strategy.get_window_stats(item, self.prefix, setting, key).reset_time
+                return max(1, math.ceil(reset - time.time()))
+        return None
+
+
+def retry_after(error: RateLimitExceeded) -> int:
+    """Whole seconds until the limit that was exceeded lets the client in again."""
+    limiter = next(iter(current_app.extensions.get("limiter", ())), None)
+    try:
+        current = limiter.current_limit if limiter else None
+        if current is not None:
+            return max(1, math.ceil(current.window.reset_time - time.time()))
+    except Exception:  # the storage went away between the check and now
+        pass
+    return max(1, int(error.limit.limit.get_expiry()))
+
+
+def exceeded_message(error: RateLimitExceeded, seconds: int) -> str:
+    return f"{error.description} Try again in {seconds} second{'s' if seconds != 1 else ''}."
