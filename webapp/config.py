@@ -132,9 +132,11 @@ class Config:
     )
     # New table rows per logged-in user, or per address for anonymous ones.
     RATELIMIT_ROWS_PER_CLIENT = os.environ.get("RATELIMIT_ROWS_PER_CLIENT", "120 per minute")
-    # Socket connections opened from one address (reconnects included).
+    # Socket connections opened from one address (reconnects included). Generous: a whole
+    # office behind one NAT address reconnects at once after a deploy, and a refused page
+    # retries only after the wait it is told; the limit is there against floods.
     RATELIMIT_SOCKET_CONNECTS_PER_IP = os.environ.get(
-        "RATELIMIT_SOCKET_CONNECTS_PER_IP", "120 per minute"
+        "RATELIMIT_SOCKET_CONNECTS_PER_IP", "600 per minute"
     )
     # werkzeug's scrypt (n=2**15, r=8, p=1).
     PASSWORD_HASH_METHOD = "scrypt"
