@@ -48,6 +48,10 @@ def check_config(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    # Socket handlers registered once a Socket.IO server exists land on that server only, and
+    # every later app gets a new one: import every module with handlers before the first.
+    from . import auth, chat, health, table  # noqa: F401
+
     INSTANCE.mkdir(exist_ok=True)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)

@@ -1,0 +1,107 @@
+"""Every Socket.IO event, fuzzed: wrong types, missing and extra fields, huge and deeply nested
+payloads, NaN and infinities, lone surrogates, no or several arguments, anonymous and logged
+in. Every call answers an acknowledgement ``{"ok": bool, ...}`` with a readable error when
+refused; no exception or error log; nothing stored from a refusal, only the event's own effect
+from a success; the socket stays connected and the app keeps answering."""
+
+import pytest
+from hypothesis import example, given, settings
+
+from webapp import create_app
+from webapp.config import TestConfig
+from webapp.extensions import socketio
+
+from .fuzzing import (
+    SOCKET_EFFECTS,
+    ErrorLog,
+    FuzzSession,
+    check_changes,
+    count_case,
+    examples,
+    seed,
+    snapshot,
+    socket_args,
+)
+
+create_app(TestConfig)  # registers every handler on the shared Socket.IO server
+# Every event of the default namespace the server handles: a new event is fuzzed by itself.
+EVENTS = sorted(set(socketio.server.handlers["/"]) - {"connect", "disconnect"})
+CASES_PER_EVENT = 300
+
+
+def check_ack(ack, event: str) -> None:
+    assert isinstance(ack, dict), f"{event} answered {ack!r}, not an object"
+    assert isinstance(ack.get("ok"), bool), f"{event} answered {ack!r} without ok"
+    if not ack["ok"]:
+        error = ack.get("error")
+        assert isinstance(error, str) and error.strip(), f"{event} refused without a reason"
+
+
+@pytest.mark.parametrize("logged_in", [False, True], ids=["anonymous", "logged-in"])
+@pytest.mark.parametrize("event", EVENTS)
+def test_event_survives_hostile_input(app, event, logged_in):
+    seed(app)
+    session = FuzzSession(app, logged_in)
+    sock = socketio.test_client(app, flask_test_client=session.client)
+    assert sock.is_connected()
+
+    @settings(max_examples=examples(CASES_PER_EVENT))
+    @given(args=socket_args())
+    @example(args=[])
+    @example(args=[{}, {}])
+    @example(args=[{"after": 2**63, "room": "general", "id": 2**63 - 1}])
+    @example(args=[{"room": "general", "body": "\ud800", "status": ["online"]}])
+    @example(args=[{"room": "general", "body": "ok", "client_id": "\x00" * 64}])
+    def fuzz(args):
+        with app.app_context():
+            before = snapshot()
+        with ErrorLog() as errors:
+            ack = sock.emit(event, *args, callback=True)
+            check_ack(ack, event)
+            assert not errors.take(), "error logged"
+        with app.app_context():
+            after = snapshot()
+        check_changes(before, after, SOCKET_EFFECTS.get(event, {}) if ack["ok"] else {},
+                      f"{event} ({'ok' if ack['ok'] else 'refused'})")
+        assert sock.is_connected(), f"{event} closed the socket"
+        sock.get_received()  # what it broadcast: not needed, and must not pile up
+        # The app still answers a normal call.
+        assert sock.emit("table:catchup", {"after": 10**9}, callback=True) == {"ok": True,
+                                                                               "rows": []}
+        count_case("socket")
+
+    try:
+        fuzz()
+    finally:
+        if sock.is_connected():
+            sock.disconnect()
+
+
+# Found by the fuzzer ------------------------------------------------------------------------
+
+
+def test_catchup_and_worker_answer_any_number_of_arguments(socket_client):
+    sock = socket_client()
+    for args in ([], [{}, {}], [{"after": 0}, 1, 2]):
+        assert sock.emit("table:catchup", *args, callback=True)["ok"] is False
+        assert sock.emit("server:worker", *args, callback=True)["ok"] is True
+    assert sock.emit("table:catchup", {"after": 2**63}, callback=True) == {"ok": True, "rows": []}
+
+
+def test_every_app_of_a_process_handles_every_event():
+    """Handlers registered after the first app's server was made once reached that app only."""
+    import subprocess
+    import sys
+
+    script = """
+from webapp import create_app
+from webapp.config import TestConfig
+from webapp.extensions import socketio
+first = set(socketio.server.handlers["/"]) if create_app(TestConfig) else None
+app = create_app(TestConfig)
+assert set(socketio.server.handlers["/"]) == first, set(socketio.server.handlers["/"]) ^ first
+print(socketio.test_client(app).emit("server:worker", callback=True)["ok"])
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert result.stdout.strip().endswith("True"), result.stderr[-2000:]
