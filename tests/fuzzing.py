@@ -459,9 +459,22 @@ class FuzzSession:
         self.app, self.logged_in = app, logged_in
         self.reset()
 
+    IDENTITY = ("_user_id", "csrf_token")
+
     def reset(self) -> None:
         self.client = self.app.test_client()
         self.token = log_in(self.client) if self.logged_in else page_token(self.client)
+        self.identity = self._identity()
+
+    def _identity(self) -> tuple:
+        with self.client.session_transaction() as session:
+            return tuple(session.get(key) for key in self.IDENTITY)
+
+    def check(self, response) -> None:
+        """Back to the fuzzer's session if ``response`` logged in, out, or changed the token."""
+        if "session=" in response.headers.get("Set-Cookie", ""):
+            if self._identity() != self.identity:
+                self.reset()
 
 
 def seed(app) -> None:
@@ -477,7 +490,7 @@ def seed(app) -> None:
         if chat.db.session.scalar(select(Room.id).where(Room.name_key == "fuzzroom")) is None:
             chat.create_room("fuzzroom")
         general = chat.find_room("general")
-        for i in range(4):
+        for i in range(3):
             table.add_row(i, i * 10)
             for user in users:
                 chat.post_message(user, general, f"seed {i} by {user.username}")
