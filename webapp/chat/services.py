@@ -22,8 +22,9 @@ BODY_MAX = 2000
 EDIT_WINDOW = timedelta(minutes=10)
 FLOOD_LIMIT, FLOOD_WINDOW = 10, 10.0
 TYPING_INTERVAL = 1.0
-# Ids are 64-bit integers in the database; the drivers refuse a Python int beyond that.
-ID_MAX = 2**63 - 1
+# Ids are INTEGER columns (32-bit on PostgreSQL): a bound beyond them is clamped, because the
+# database refuses to compare with a number out of the column's range.
+ID_MAX = 2**31 - 1
 
 
 class SlowDown(ValidationError):

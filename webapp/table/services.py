@@ -11,8 +11,9 @@ from ..realtime import broadcast, render_fragment
 from .models import Row, TableTotals
 
 LIMIT = 1_000_000_000
-# Ids are 64-bit integers in the database; the drivers refuse a Python int beyond that.
-ID_MAX = 2**63 - 1
+# Ids are INTEGER columns (32-bit on PostgreSQL): a bound beyond them is clamped, because the
+# database refuses to compare with a number out of the column's range.
+ID_MAX = 2**31 - 1
 TOTALS_ID = 1
 MAX_INPUT_LENGTH = 32
 
