@@ -73,7 +73,7 @@ def test_event_survives_hostile_input(app, event, logged_in):
         assert sock.emit("table:catchup", {"after": 10**9}, callback=True) == {"ok": True,
                                                                                "rows": []}
         known["state"] = after
-        count_case("socket")
+        count_case("socket", "ok" if ack["ok"] else "refused")
 
     try:
         fuzz()
