@@ -338,6 +338,35 @@ def socket_args() -> st.SearchStrategy[list]:
     )
 
 
+def deep_json(depth: int, objects: bool) -> str:
+    """JSON nested ``depth`` levels deep, as text: deeper than any encoder would produce."""
+    return ('{"room":' * depth + "1" + "}" * depth) if objects else "[" * depth + "]" * depth
+
+
+@cache
+def raw_packets(events: tuple[str, ...]) -> st.SearchStrategy[str]:
+    """Socket.IO packets as a client's websocket carries them, well formed or not: any type,
+    attachment count, namespace and ack id, and a payload of valid, broken or deep JSON."""
+    names = st.one_of(st.sampled_from([*events, "connect", "disconnect", "connect_error",
+                                       "message", "json", "*", ""]), fuzz_text(10))
+    payload = st.one_of(
+        st.tuples(names, st.lists(json_values(), max_size=3))
+        .map(lambda t: json.dumps([t[0], *t[1]])),
+        json_values().map(json.dumps),
+        json_values().map(json.dumps).map(lambda text: text[:-1]),  # cut short
+        st.builds(deep_json, st.integers(1, 100_000), st.booleans()),
+        st.text(max_size=30),
+    )
+    return st.tuples(
+        st.one_of(st.sampled_from("0123456"), st.sampled_from(["7", "9", "x", "", " ", "٢"])),
+        st.one_of(st.just(""), st.just(""), st.integers(0, 10**12).map(lambda n: f"{n}-")),
+        st.one_of(st.just(""), st.just(""), st.sampled_from(["/,", "/nope,", "/?x=1,", "/x"]),
+                  fuzz_text(8).map(lambda t: f"/{t},")),
+        st.one_of(st.just(""), st.integers(0, 10**120).map(str)),
+        payload,
+    ).map("".join)
+
+
 # State as counts --------------------------------------------------------------------------
 
 ANY = object()

@@ -12,12 +12,14 @@ from webapp.config import TestConfig
 from webapp.extensions import socketio
 
 from .fuzzing import (
+    ANY,
     SOCKET_EFFECTS,
     ErrorLog,
     FuzzSession,
     check_changes,
     count_case,
     examples,
+    raw_packets,
     seed,
     snapshot,
     socket_args,
@@ -27,6 +29,7 @@ create_app(TestConfig)  # registers every handler on the shared Socket.IO server
 # Every event of the default namespace the server handles: a new event is fuzzed by itself.
 EVENTS = sorted(set(socketio.server.handlers["/"]) - {"connect", "disconnect"})
 CASES_PER_EVENT = 300
+RAW_CASES = 1000
 
 
 def check_ack(ack, event: str) -> None:
@@ -80,6 +83,68 @@ def test_event_survives_hostile_input(app, event, logged_in):
     finally:
         if sock.is_connected():
             sock.disconnect()
+
+
+def connected(sock) -> bool:
+    """Whether the server still counts this test client's socket as connected."""
+    manager = socketio.server.manager
+    sid = manager.sid_from_eio_sid(sock.eio_sid, "/")
+    return sid is not None and manager.is_connected(sid, "/")
+
+
+@pytest.mark.parametrize("logged_in", [False, True], ids=["anonymous", "logged-in"])
+def test_malformed_packets_end_only_that_session(app, logged_in):
+    """Raw packets, as a hostile client's websocket carries them: never an exception or error
+    log; a malformed one ends that client's session, and the app keeps answering."""
+    seed(app)
+    session = FuzzSession(app, logged_in)
+    current = {"sock": socketio.test_client(app, flask_test_client=session.client)}
+    bystander = socketio.test_client(app, flask_test_client=FuzzSession(app, False).client)
+    may_change = {key: ANY for effects in SOCKET_EFFECTS.values() for key in effects}
+
+    @settings(max_examples=examples(RAW_CASES))
+    @given(raw=raw_packets(tuple(EVENTS)))
+    @example(raw="21[" + "[" * 100_000 + "]" * 100_000 + "]")
+    @example(raw="")
+    @example(raw="2")
+    @example(raw='21["disconnect"]')
+    @example(raw='51-["chat:send",{"_placeholder":true,"num":3}]')
+    @example(raw='4"x"')
+    def fuzz(raw):
+        sock = current["sock"]
+        with app.app_context():
+            before = snapshot()
+        with ErrorLog() as errors:
+            socketio.server._handle_eio_message(sock.eio_sid, raw)
+            assert not errors.take(), "error logged"
+        with app.app_context():
+            check_changes(before, snapshot(), may_change, f"packet {raw[:80]!r}")
+        sock.get_received()
+        sock.acks = None
+        kept = connected(sock)
+        if not kept:
+            current["sock"] = sock = socketio.test_client(app, flask_test_client=session.client)
+        assert connected(bystander), "another client's session ended"
+        for client in (sock, bystander):
+            assert client.emit("server:worker", callback=True)["ok"] is True
+        count_case("packet", "kept" if kept else "dropped")
+
+    fuzz()
+
+
+def test_a_malformed_packet_drops_its_sender(socket_client):
+    """Before, python-socketio raised on each (and Engine.IO logged the traceback)."""
+    sock = socket_client()
+    assert connected(sock)
+    socketio.server._handle_eio_message(sock.eio_sid, '21["table:catchup", {"after": ')
+    assert not connected(sock)
+
+
+def test_an_event_named_disconnect_drops_its_sender(accounts):
+    alice = accounts("alice")
+    sock = alice.socket()
+    sock.emit("disconnect")  # once ran the disconnect handler while the socket stayed open
+    assert not connected(sock)
 
 
 # Found by the fuzzer ------------------------------------------------------------------------

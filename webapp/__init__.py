@@ -12,6 +12,7 @@ from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
+from .packets import CheckedPacket
 from . import relay
 from .realtime import resync_local_clients
 from .security import check_socket_origins, socket_origin_check
@@ -67,6 +68,8 @@ def register_extensions(app: Flask) -> None:
         ),
         # Websocket only: no sticky sessions needed behind several workers or hosts.
         transports=["websocket"],
+        # A malformed packet ends that client's session instead of raising (webapp/packets.py).
+        serializer=CheckedPacket,
         # The page's own origin always; SOCKETIO_ALLOWED_ORIGINS adds to it.
         cors_allowed_origins=socket_origin_check(app.config["SOCKETIO_ALLOWED_ORIGINS"]),
     )
