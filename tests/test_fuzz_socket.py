@@ -2,7 +2,12 @@
 payloads, NaN and infinities, lone surrogates, no or several arguments, anonymous and logged
 in. Every call answers an acknowledgement ``{"ok": bool, ...}`` with a readable error when
 refused; no exception or error log; nothing stored from a refusal, only the event's own effect
-from a success; the socket stays connected and the app keeps answering."""
+from a success; the socket stays connected and the app keeps answering.
+
+How a handler's failure shows here: the test client runs handlers synchronously and the app has
+no Socket.IO error handler, so an exception raises out of ``emit`` (under gunicorn Engine.IO
+would catch and log it); a failure a handler catches itself shows as an ERROR log record, which
+``ErrorLog`` collects from the app's, Socket.IO's and Engine.IO's loggers."""
 
 import pytest
 from hypothesis import example, given, settings
