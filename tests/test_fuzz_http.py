@@ -29,7 +29,7 @@ ROUTES = sorted(
     for rule in create_app(TestConfig).url_map.iter_rules()
     for method in rule.methods
 )
-CASES_PER_ROUTE = 80
+CASES_PER_ROUTE = 65
 
 
 def find_rule(app, path: str, endpoint: str):

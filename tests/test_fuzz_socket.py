@@ -33,8 +33,8 @@ from .fuzzing import (
 create_app(TestConfig)  # registers every handler on the shared Socket.IO server
 # Every event of the default namespace the server handles: a new event is fuzzed by itself.
 EVENTS = sorted(set(socketio.server.handlers["/"]) - {"connect", "disconnect"})
-CASES_PER_EVENT = 300
-RAW_CASES = 1000
+CASES_PER_EVENT = 240
+RAW_CASES = 600
 
 
 def check_ack(ack, event: str) -> None:
