@@ -193,3 +193,7 @@ def black_hole():
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         yield "127.0.0.1:%d" % listener.getsockname()[1]
+
+
+# The number of fuzz cases run, printed at the end of the session.
+from .fuzzing import pytest_terminal_summary  # noqa: E402,F401

@@ -14,6 +14,7 @@ from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
+from .packets import CheckedPacket
 from . import ratelimits, relay
 from .realtime import resync_local_clients
 from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
@@ -51,15 +52,15 @@ def check_config(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    # Socket handlers registered once a Socket.IO server exists land on that server only, and
+    # every later app gets a new one: import every module with handlers before the first.
+    from . import auth, chat, health, table  # noqa: F401
+
     INSTANCE.mkdir(exist_ok=True)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
-    # Socket handlers registered once a server exists go to that server only: import them
-    # first, so that every app made in this process (tests make many) gets them.
-    from . import chat, table  # noqa: F401
-
     socketio.init_app(
         app,
         # Always passed (None without a queue): the module-level socketio keeps options between
@@ -70,6 +71,8 @@ def register_extensions(app: Flask) -> None:
         ),
         # Websocket only: no sticky sessions needed behind several workers or hosts.
         transports=["websocket"],
+        # A malformed packet ends that client's session instead of raising (webapp/packets.py).
+        serializer=CheckedPacket,
         # The page's own origin always; SOCKETIO_ALLOWED_ORIGINS adds to it.
         cors_allowed_origins=socket_origin_check(app.config["SOCKETIO_ALLOWED_ORIGINS"]),
         # A bigger message closes that client's connection, no one else's.

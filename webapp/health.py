@@ -65,6 +65,6 @@ def served_by(response):
 
 
 @socketio.on("server:worker")
-def which_worker(_data=None):
+def which_worker(*_args):
     """Sent by a client that wants to know which worker serves its socket (an opaque id)."""
     return {"ok": True, "worker": worker_id()}

@@ -22,6 +22,9 @@ BODY_MAX = 2000
 EDIT_WINDOW = timedelta(minutes=10)
 FLOOD_LIMIT, FLOOD_WINDOW = 10, 10.0
 TYPING_INTERVAL = 1.0
+# Ids are INTEGER columns (32-bit on PostgreSQL): a bound beyond them is clamped, because the
+# database refuses to compare with a number out of the column's range.
+ID_MAX = 2**31 - 1
 
 
 class SlowDown(ValidationError):
@@ -69,7 +72,7 @@ def check_client_id(value) -> str | None:
 
 
 def check_message_id(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= ID_MAX:
         raise ValidationError("'id' must be a message id (a whole number).")
     return value
 
@@ -213,12 +216,14 @@ def latest_messages(room: Room, limit: int) -> list[Message]:
 
 def messages_before(room: Room, before_id: int, limit: int) -> list[Message]:
     """The ``limit`` messages just older than ``before_id``, oldest first."""
+    before_id = max(-ID_MAX, min(before_id, ID_MAX))
     query = _visible(room).where(Message.id < before_id).order_by(Message.id.desc()).limit(limit)
     return list(reversed(list(db.session.scalars(query))))
 
 
 def messages_after(room: Room, after_id: int, limit: int) -> list[Message]:
     """Messages newer than ``after_id``, oldest first, at most ``limit``."""
+    after_id = max(-ID_MAX, min(after_id, ID_MAX))
     query = _visible(room).where(Message.id > after_id).order_by(Message.id.asc()).limit(limit)
     return list(db.session.scalars(query))
 

@@ -5,8 +5,9 @@ from . import services
 
 
 @socketio.on("table:catchup")
-def catchup(data):
+def catchup(*args):
     """Sent by a non-browser client after (re)connecting: rows newer than ``after``."""
+    data = args[0] if len(args) == 1 else None
     after = data.get("after") if isinstance(data, dict) else None
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         return {"ok": False, "error": "'after' must be a row id (a whole number, 0 or more)."}

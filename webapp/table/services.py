@@ -11,6 +11,9 @@ from ..realtime import broadcast, render_fragment
 from .models import Row, TableTotals
 
 LIMIT = 1_000_000_000
+# Ids are INTEGER columns (32-bit on PostgreSQL): a bound beyond them is clamped, because the
+# database refuses to compare with a number out of the column's range.
+ID_MAX = 2**31 - 1
 TOTALS_ID = 1
 MAX_INPUT_LENGTH = 32
 
@@ -93,12 +96,14 @@ def latest_rows(limit: int | None = None) -> list[Row]:
 
 def rows_before(before_id: int, limit: int) -> list[Row]:
     """Rows older than ``before_id``, newest first (paging back)."""
+    before_id = max(-ID_MAX, min(before_id, ID_MAX))
     query = select(Row).where(Row.id < before_id).order_by(Row.id.desc()).limit(limit)
     return list(db.session.scalars(query))
 
 
 def rows_after(after_id: int, limit: int) -> list[Row]:
     """Rows newer than ``after_id``, newest first; at most ``limit`` of the oldest such rows."""
+    after_id = max(-ID_MAX, min(after_id, ID_MAX))
     query = select(Row).where(Row.id > after_id).order_by(Row.id.asc()).limit(limit)
     return list(reversed(list(db.session.scalars(query))))
 
@@ -116,6 +121,8 @@ def add_row(a, b, user=None) -> Row:
 
 def delete_row(row_id: int) -> None:
     """Delete a row, then tell every client; NotFound if there is no such row."""
+    if not 0 < row_id <= ID_MAX:
+        raise NotFound(f"There is no row {row_id}.")
     # The totals follow what this statement removed: of two concurrent deletes of one row
     # only one removes it, so the other must neither subtract it again nor broadcast.
     removed = db.session.execute(

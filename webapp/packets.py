@@ -1,0 +1,49 @@
+"""Socket.IO packets from clients, decoded so that a malformed one never raises.
+
+python-socketio raises on a packet it cannot decode (broken or too deeply nested JSON, an event
+without a name, a type a client may not send); Engine.IO then logs the traceback and keeps the
+connection, so a hostile client could fill the log at will. Here such a packet decodes as that
+client's own disconnect instead: its session in the namespace ends, nobody else's.
+"""
+
+from socketio import packet
+
+# A client may not trigger the server's own connection events by sending them as events.
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
+
+
+class CheckedPacket(packet.Packet):
+    """A ``socketio.packet.Packet`` (given to the server as its ``serializer``) that refuses
+    malformed client packets by decoding them as a DISCONNECT of the default namespace."""
+
+    def __init__(self, *args, encoded_packet=None, **kwargs):
+        super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
+        if encoded_packet is not None and not encoded_packet:  # an empty message
+            self._refuse()
+
+    def decode(self, encoded_packet):
+        try:
+            attachments = super().decode(encoded_packet)
+            if self._well_formed():
+                return attachments
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+            pass
+        self._refuse()
+        return 0
+
+    def _refuse(self) -> None:
+        self.packet_type, self.namespace, self.id, self.data = packet.DISCONNECT, None, None, None
+
+    def _well_formed(self) -> bool:
+        if self.namespace is not None and not isinstance(self.namespace, str):
+            return False
+        if self.packet_type == packet.EVENT:
+            return (isinstance(self.data, list) and len(self.data) > 0
+                    and isinstance(self.data[0], str) and self.data[0] not in RESERVED_EVENTS)
+        if self.packet_type == packet.ACK:
+            return isinstance(self.data, list)
+        if self.packet_type == packet.CONNECT:
+            return self.data is None or isinstance(self.data, dict)
+        # This app sends and expects JSON only: binary packets, a CONNECT_ERROR (which only a
+        # server sends) or an unknown type are not a client's to send.
+        return self.packet_type == packet.DISCONNECT
