@@ -61,6 +61,7 @@ RESPONSES = [
     ("CSV", "GET", "/table/rows.csv", None, {}, False, 200),
     ("HEAD", "HEAD", "/", None, {}, False, 200),
     ("OPTIONS", "OPTIONS", "/table/rows", None, {}, False, 200),
+    ("Socket.IO refusal", "GET", "/socket.io/?EIO=4&transport=polling", None, {}, False, 400),
 ]
 
 

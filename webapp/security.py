@@ -8,7 +8,7 @@ handler, no style attribute, htmx without eval), so the policy can forbid everyt
 
 import re
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
 ORIGIN = re.compile(r"https?://[^/\s?#*]+")
@@ -39,14 +39,32 @@ def register(app: Flask) -> None:
     policy = app.config.get("CONTENT_SECURITY_POLICY")
     if policy is None:
         policy = STRICT_CSP
+    headers = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin")]
+    if policy:
+        headers.insert(0, ("Content-Security-Policy", policy))
+    app.wsgi_app = security_headers(app.wsgi_app, headers)
 
-    @app.after_request
-    def security_headers(response: Response) -> Response:
-        if policy:
-            response.headers.setdefault("Content-Security-Policy", policy)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+
+def security_headers(wsgi_app, headers: list[tuple[str, str]]):
+    """Add ``headers`` to every response that does not set them itself.
+
+    Around the whole WSGI app rather than in an after_request hook, so that what the Socket.IO
+    endpoint answers by itself (its 400s and 403s) carries them too.
+    """
+    names = [name.lower() for name, _value in headers]
+
+    def app(environ, start_response):
+        def start(status, response_headers, exc_info=None):
+            if not status.startswith("101"):
+                present = {name.lower() for name, _value in response_headers}
+                response_headers = list(response_headers) + [
+                    header for header, name in zip(headers, names) if name not in present
+                ]
+            return start_response(status, response_headers, exc_info)
+
+        return wsgi_app(environ, start)
+
+    return app
 
 
 def socket_origin_check(extra_origins: list[str]):
