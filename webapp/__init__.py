@@ -12,7 +12,7 @@ from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
-from . import relay
+from . import errors, relay
 from .realtime import resync_local_clients
 from .security import check_socket_origins, socket_origin_check
 
@@ -30,6 +30,7 @@ def create_app(config_class: type = Config) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    errors.register(app)
     register_template_filters(app)
     register_browser_support(app)
     return app
