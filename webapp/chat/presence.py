@@ -30,6 +30,20 @@ log = logging.getLogger(__name__)
 
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 TAB_STATUSES = (ONLINE, AWAY)
+# Shown on pages while the store cannot be reached: nobody knows who is connected just then.
+UNKNOWN = "unknown"
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import redis
+    except ImportError:  # memory only
+        return (ConnectionError, TimeoutError)
+    return (redis.RedisError, ConnectionError, TimeoutError)
+
+
+# What a store that cannot be reached raises: callers degrade instead of failing the request.
+STORE_ERRORS = _store_errors()
 
 
 @dataclass
