@@ -13,7 +13,7 @@ from ..auth.services import check_name
 from ..clock import iso_utc, utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
-from ..realtime import broadcast, render_fragment
+from ..realtime import broadcast, render_fragment, resync_everyone
 from . import presence
 from .models import Member, Message, Room
 
@@ -405,6 +405,9 @@ def beat_and_reap(changed: set[int] = frozenset()) -> set[int]:
     changed = set(changed)
     changed |= store().heartbeat(current_app.config["PRESENCE_TTL_SECONDS"])
     changed |= store().reap()
+    if store().reaped:
+        # A worker died: what it stored just before may never have been relayed to the others.
+        resync_everyone("worker")
     if changed:
         announce_presence(changed)
     return changed
