@@ -12,7 +12,7 @@ from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
-from . import errors, relay
+from . import backpressure, errors, relay
 from .realtime import resync_local_clients
 from .security import check_socket_origins, socket_origin_check
 
@@ -54,6 +54,8 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    # A socket that stops reading is dropped once this many packets wait for it.
+    backpressure.install(backpressure.queue_limit())
     socketio.init_app(
         app,
         # Always passed (None without a queue): the module-level socketio keeps options between
