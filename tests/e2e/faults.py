@@ -15,11 +15,15 @@ import select
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import requests
 
+from .clients import BrowserSession
 from .server import free_port
+
+JSON = {"Accept": "application/json"}
 
 
 class TcpProxy:
@@ -217,3 +221,121 @@ def wait_healthy(url: str, timeout: float) -> float:
 
     wait(healthy, timeout, f"{url}/healthz answers 200", interval=0.2)
     return time.monotonic() - started
+
+
+# Steady writes ---------------------------------------------------------------------------------
+
+
+class Writers:
+    """Rows and chat messages posted at a steady rate over new connections (any worker)."""
+
+    def __init__(self, url: str, authors: list[BrowserSession], rate: float = 4.0,
+                 row_threads: int = 1):
+        self.url, self.authors, self.interval = url, authors, 1 / rate
+        self.anon = BrowserSession(url)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.row_attempts: dict[int, int | None] = {}  # a -> id acknowledged, None if failed
+        self.message_attempts: dict[str, dict] = {}  # client_id -> figures
+        self.row_statuses: list = []
+        self.row_times: list[tuple[float, float, object]] = []  # (started, ended, status)
+        self.row_counter = iter(range(1, 10**9))  # a, unique per attempt: found in the database
+        self.threads = [threading.Thread(target=self._rows, daemon=True)
+                        for _ in range(row_threads)]
+        self.threads.append(threading.Thread(target=self._messages, daemon=True))
+
+    def start(self) -> "Writers":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    def _rows(self) -> None:
+        while not self.stop.wait(self.interval):
+            with self.lock:
+                a = next(self.row_counter)
+            started = time.monotonic()
+            try:
+                response = requests.post(
+                    self.url + "/table/rows", data={"a": str(a), "b": "0"},
+                    headers={"X-CSRFToken": self.anon.token, **JSON},
+                    cookies=self.anon.http.cookies, timeout=15)
+                status = response.status_code
+                row_id = response.json()["id"] if status == 201 else None
+            except (requests.RequestException, ValueError) as error:
+                status, row_id = type(error).__name__, None
+            with self.lock:
+                self.row_attempts[a] = row_id
+                self.row_statuses.append(status)
+                self.row_times.append((started, time.monotonic(), status))
+
+    def _messages(self) -> None:
+        n = 0
+        while not self.stop.wait(self.interval):
+            n += 1
+            author = self.authors[n % len(self.authors)]
+            client_id = str(uuid.uuid4())
+            record = {"body": f"m{n}", "tries": 0, "id": None, "statuses": []}
+            # Like chat.js: a send whose answer was lost is sent again with the same client id.
+            while record["id"] is None and record["tries"] < 6:
+                record["tries"] += 1
+                try:
+                    response = requests.post(
+                        self.url + "/chat/general/messages",
+                        data={"body": record["body"], "client_id": client_id},
+                        headers={"X-CSRFToken": author.token, **JSON},
+                        cookies=author.http.cookies, timeout=15)
+                    record["statuses"].append(response.status_code)
+                    if response.status_code in (200, 201):
+                        record["id"] = response.json()["id"]
+                except (requests.RequestException, ValueError) as error:
+                    record["statuses"].append(type(error).__name__)
+                if record["id"] is None:
+                    time.sleep(0.5)
+            with self.lock:
+                self.message_attempts[client_id] = record
+
+
+def stored(database_url: str) -> tuple[dict[int, int], dict[str, int]]:
+    """What the database holds: row a -> id, message body -> id."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    plain = make_url(database_url).set(drivername="postgresql").render_as_string(
+        hide_password=False)
+    with psycopg.connect(plain) as conn:
+        rows = dict(conn.execute("SELECT a, id FROM table_rows").fetchall())
+        messages = dict(conn.execute("SELECT body, id FROM messages").fetchall())
+    return rows, messages
+
+
+def slow_post(base_url: str, path: str, fields: dict, session: BrowserSession,
+              seconds: float) -> tuple[int | None, bytes]:
+    """POST a form whose body trickles in over ``seconds`` (a slow client upload), so the
+    request is in flight for that long; (status or None if the connection broke, response)."""
+    from urllib.parse import urlencode
+
+    host, port = base_url.removeprefix("http://").split(":")
+    body = urlencode(fields).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n"
+            f"X-CSRFToken: {session.token}\r\nCookie: {session.cookie_header()}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    try:
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall(head)
+            pieces = [body[i:i + 1] for i in range(len(body))]
+            for piece in pieces:
+                sock.sendall(piece)
+                time.sleep(seconds / len(pieces))
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    except OSError:
+        return None, b""
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else None
+    return status, answer.split(b"\r\n\r\n", 1)[-1]

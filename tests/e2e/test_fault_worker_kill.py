@@ -7,101 +7,17 @@ import concurrent.futures
 import os
 import random
 import signal
-import threading
 import time
-import uuid
 
-import psycopg
 import pytest
-import requests
-from sqlalchemy.engine import make_url
 
-from .clients import BrowserSession, CatchUpClient, logged_in
-from .faults import children, wait
+from .clients import CatchUpClient, logged_in
+from .faults import Writers, children, stored, wait
 
 pytestmark = pytest.mark.e2e
 
 CLIENTS = int(os.environ.get("FAULT_CLIENTS", "200"))
 HELD = 12  # tabs kept closed for a while after they lose their socket (a laptop lid)
-JSON = {"Accept": "application/json"}
-
-
-class Writers:
-    """Rows and chat messages posted at a steady rate over new connections (any worker)."""
-
-    def __init__(self, url: str, authors: list[BrowserSession], rate: float = 4.0):
-        self.url, self.authors, self.interval = url, authors, 1 / rate
-        self.anon = BrowserSession(url)
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.row_attempts: dict[int, int | None] = {}  # a -> id acknowledged, None if failed
-        self.message_attempts: dict[str, dict] = {}  # client_id -> figures
-        self.row_statuses: list = []
-        self.threads = [threading.Thread(target=self._rows, daemon=True),
-                        threading.Thread(target=self._messages, daemon=True)]
-
-    def start(self) -> "Writers":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(60)
-
-    def _rows(self) -> None:
-        a = 0
-        while not self.stop.wait(self.interval):
-            a += 1
-            try:
-                response = requests.post(
-                    self.url + "/table/rows", data={"a": str(a), "b": "0"},
-                    headers={"X-CSRFToken": self.anon.token, **JSON},
-                    cookies=self.anon.http.cookies, timeout=15)
-                status = response.status_code
-                row_id = response.json()["id"] if status == 201 else None
-            except (requests.RequestException, ValueError) as error:
-                status, row_id = type(error).__name__, None
-            with self.lock:
-                self.row_attempts[a] = row_id
-                self.row_statuses.append(status)
-
-    def _messages(self) -> None:
-        n = 0
-        while not self.stop.wait(self.interval):
-            n += 1
-            author = self.authors[n % len(self.authors)]
-            client_id = str(uuid.uuid4())
-            record = {"body": f"m{n}", "tries": 0, "id": None, "statuses": []}
-            # Like chat.js: a send whose answer was lost is sent again with the same client id.
-            while record["id"] is None and record["tries"] < 6 and not self.stop.is_set():
-                record["tries"] += 1
-                try:
-                    response = requests.post(
-                        self.url + "/chat/general/messages",
-                        data={"body": record["body"], "client_id": client_id},
-                        headers={"X-CSRFToken": author.token, **JSON},
-                        cookies=author.http.cookies, timeout=15)
-                    record["statuses"].append(response.status_code)
-                    if response.status_code in (200, 201):
-                        record["id"] = response.json()["id"]
-                except (requests.RequestException, ValueError) as error:
-                    record["statuses"].append(type(error).__name__)
-                if record["id"] is None:
-                    time.sleep(0.5)
-            with self.lock:
-                self.message_attempts[client_id] = record
-
-
-def stored(database_url: str) -> tuple[dict[int, int], dict[str, int]]:
-    """What the database holds: row a -> id, message body -> id."""
-    plain = make_url(database_url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
-    with psycopg.connect(plain) as conn:
-        rows = dict(conn.execute("SELECT a, id FROM table_rows").fetchall())
-        messages = dict(conn.execute("SELECT body, id FROM messages").fetchall())
-    return rows, messages
 
 
 def test_kill_9_of_a_worker_under_200_tabs_loses_nothing_acknowledged(cluster, postgres_url):
