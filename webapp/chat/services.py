@@ -377,12 +377,12 @@ def enter_room(sid: str, user: User, room: Room) -> str | None:
     """
     try:
         connection = store().get(sid)
+        previous = connection.room if connection else None
         store().update(sid, room=room.name_key)
     except presence.STORE_ERRORS as error:
         # The socket still joins the room and gets its events; only the bookkeeping is missed.
         _store_down("enter room", error)
         return None
-    previous = connection.room if connection else None
     if previous and previous != room.name_key:
         mark_read(user, previous)
         return previous
