@@ -281,7 +281,7 @@ class Writers:
             client_id = str(uuid.uuid4())
             record = {"body": f"m{n}", "tries": 0, "id": None, "statuses": []}
             # Like chat.js: a send whose answer was lost is sent again with the same client id.
-            while record["id"] is None and record["tries"] < 6:
+            while record["id"] is None and record["tries"] < 40:  # about 20 s
                 record["tries"] += 1
                 try:
                     response = requests.post(
