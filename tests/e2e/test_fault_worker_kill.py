@@ -4,20 +4,23 @@ and jitter and catch up, every acknowledged row and message is shown exactly onc
 and the dead worker's users go Offline within 60 s and Online again when their tabs return."""
 
 import concurrent.futures
+import json
 import os
 import random
 import signal
+import threading
 import time
 
 import pytest
 
 from .clients import CatchUpClient, logged_in
-from .faults import Writers, children, stored, wait
+from .faults import Writers, children, slow_post, stored, wait
 
 pytestmark = pytest.mark.e2e
 
 CLIENTS = int(os.environ.get("FAULT_CLIENTS", "200"))
 HELD = 12  # tabs kept closed for a while after they lose their socket (a laptop lid)
+SLOW_UPLOADS = 6  # row POSTs whose bodies trickle in over 2 s, across the kill
 
 
 def test_kill_9_of_a_worker_under_200_tabs_loses_nothing_acknowledged(cluster, postgres_url):
@@ -44,11 +47,20 @@ def test_kill_9_of_a_worker_under_200_tabs_loses_nothing_acknowledged(cluster, p
         spread_before[tab.worker] = spread_before.get(tab.worker, 0) + 1
 
     writers = Writers(web.url, sessions[:20]).start()
+    uploaded: list[tuple[int, int | None, bytes]] = []
+    uploads: list[threading.Thread] = []
     try:
         time.sleep(4)  # steady writes before the fault
         held = set(random.sample(range(CLIENTS), HELD))
         for i in held:
             tabs[i].hold()
+        # Uploads in flight at the kill: on the dead worker they fail and must leave nothing.
+        uploads = [threading.Thread(target=lambda a=a: uploaded.append((a, *slow_post(
+            web.url, "/table/rows", {"a": a, "b": 0}, writers.anon, 2.0)))) for a in
+            range(10**6, 10**6 + SLOW_UPLOADS)]
+        for thread in uploads:
+            thread.start()
+        time.sleep(0.7)  # their bodies are trickling in
         victim_pid = min(workers_before)
         os.kill(victim_pid, signal.SIGKILL)
         killed = time.monotonic()
@@ -83,6 +95,11 @@ def test_kill_9_of_a_worker_under_200_tabs_loses_nothing_acknowledged(cluster, p
         time.sleep(2)  # a little more steady writing after the recovery
     finally:
         writers.finish()
+        for thread in uploads:
+            thread.join(30)
+    for a, status, body in uploaded:  # counted like the other row POSTs
+        writers.row_attempts[a] = json.loads(body)["id"] if status == 201 else None
+        writers.row_statuses.append(status)
 
     db_rows, db_messages = stored(postgres_url)
     acked_rows = {row_id for row_id in writers.row_attempts.values() if row_id}
@@ -126,7 +143,8 @@ def test_kill_9_of_a_worker_under_200_tabs_loses_nothing_acknowledged(cluster, p
           f"{told} of {len(survivors)}")
     print(f"  rows: {len(writers.row_attempts)} attempted, {len(acked_rows)} acknowledged, "
           f"{len(failed_rows)} failed ({sorted(set(map(str, row_failures)))}), of which "
-          f"{len(failed_but_stored)} stored with the answer lost (shown: they are stored)")
+          f"{len(failed_but_stored)} stored with the answer lost (shown: they are stored); "
+          f"uploads in flight at the kill: {sorted(str(st) for _, st, _ in uploaded)}")
     print(f"  messages: {len(writers.message_attempts)} attempted, {len(acked_messages)} "
           f"acknowledged, {len(resent)} resent with their client id ({len(answer_lost)} had been "
           f"stored, answer lost), {len(unacked_messages)} never acknowledged")
