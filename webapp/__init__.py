@@ -15,7 +15,7 @@ from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
 from .packets import CheckedPacket
-from . import ratelimits, relay
+from . import backpressure, errors, ratelimits, relay
 from .realtime import resync_local_clients
 from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
 
@@ -34,6 +34,7 @@ def create_app(config_class: type = Config) -> Flask:
     register_blueprints(app)
     ratelimits.init_app(app)
     register_errorhandlers(app)
+    errors.register(app)
     register_template_filters(app)
     register_browser_support(app)
     return app
@@ -61,6 +62,8 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    # A socket that stops reading is dropped once this many packets wait for it.
+    backpressure.install(backpressure.queue_limit())
     socketio.init_app(
         app,
         # Always passed (None without a queue): the module-level socketio keeps options between

@@ -18,3 +18,42 @@ class NotFound(LookupError):
     """The thing asked for does not exist."""
 
     status = 404
+
+
+DATABASE_DOWN = "The database is not answering just now. Try again in a few seconds."
+RETRY_AFTER_SECONDS = 5
+
+
+def register(app) -> None:
+    """Answer a request the database could not serve with 503 and a readable page, not a 500.
+
+    A lost or refused connection, a connect or statement timeout and an exhausted pool all
+    surface as these SQLAlchemy errors; the pool's pre-ping recovers by itself once the database
+    answers again, so the request can simply be tried again.
+    """
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from .extensions import db
+
+    def database_down(error: Exception):
+        app.logger.warning("database unavailable: %s", str(error).splitlines()[0][:300])
+        try:
+            db.session.rollback()
+        except Exception:  # the connection is gone: the session is discarded at teardown
+            pass
+        from flask import g
+
+        from . import _error_response
+
+        # Flask-Login's template context loads the user, from the database: render the page
+        # as for a visitor rather than fail again while rendering it.
+        if g.get("_login_user") is None:
+            g._login_user = app.login_manager.anonymous_user()
+        response, status = _error_response(503, DATABASE_DOWN)
+        response = app.make_response((response, status))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    for kind in (OperationalError, InterfaceError, PoolTimeout):
+        app.register_error_handler(kind, database_down)

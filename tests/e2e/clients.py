@@ -1,9 +1,11 @@
 """Browser-like clients for end-to-end tests: an HTTP session with cookies and CSRF token,
 and a python-socketio client connected over websocket with that session's cookie."""
 
+import random
 import re
 import threading
 import time
+from collections import Counter
 
 import requests
 import socketio
@@ -91,3 +93,220 @@ def logged_in(base_url: str, username: str, password: str = "correct horse batte
         raise AssertionError(f"{path} as {username} answered {response.status_code}: {response.text[:500]}")
     session.load("/chat")  # a fresh session after login: take its CSRF token
     return session
+
+
+ROW_ID = re.compile(r'<tr id="row-(\d+)"')
+LAST_ID = re.compile(r'data-last-id="(\d+)"')
+
+
+class CatchUpClient:
+    """A browser tab as realtime.js and chat.js drive it, for fault and soak tests.
+
+    It loads a page (the table, or a chat room when ``room`` is given) and remembers the newest
+    ids the page rendered; after every (re)connect it (re)joins its room and catches up from the
+    database: rows and messages newer than the page's, so what it shows equals a fresh load.
+    When the connection breaks it reconnects by itself with a back-off that doubles from
+    ``delay`` up to ``delay_max`` and a random jitter of +/- ``jitter`` of each pause, like
+    socket.io-client in a browser. ``hold()`` keeps it from reconnecting (a closed laptop) until
+    ``release()``.
+
+    Everything it shows is a set keyed by id (a list without duplicates, like the page);
+    ``pushes`` counts how often each id was pushed live, to find duplicated deliveries.
+    """
+
+    def __init__(self, session: BrowserSession, room: str | None = None, delay: float = 0.5,
+                 delay_max: float = 5.0, jitter: float = 0.5, username: str | None = None):
+        self.session, self.room, self.username = session, room, username
+        self.delay, self.delay_max, self.jitter = delay, delay_max, jitter
+        page = session.load(f"/chat/{room}" if room else "/")
+        ids = [int(i) for i in LAST_ID.findall(page)]
+        # The table page's list, then (on a room page) the message list: each its own last id.
+        self.rows_after = int(LAST_ID.search(session.load("/")).group(1)) if room else ids[0]
+        self.messages_after = ids[-1] if room else None
+        self.lock = threading.Condition()
+        self.rows: set[int] = set()
+        self.messages: set[int] = set()
+        self.pushes: dict[str, Counter] = {"row": Counter(), "message": Counter()}
+        self.members: dict[str, str] = {}
+        self.joining = False
+        self.queued: list[tuple[str, str]] = []
+        self.presence_log: list[tuple[float, str, str]] = []  # (monotonic, user, status)
+        self.connects = 0
+        self.disconnects = 0
+        self.catch_ups = 0
+        self.catch_up_failures = 0
+        self.resyncs: list[str | None] = []  # reasons the server gave (server:resync)
+        self.disconnected_at: float | None = None
+        self.outages: list[float] = []  # seconds from losing the socket to being caught up
+        self.held = False
+        self.closing = False
+        self.worker: str | None = None
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("connect", self._on_connect)
+        self.client.on("disconnect", self._on_disconnect)
+        self.client.on("table:row", lambda data: self._pushed("row", data["id"]))
+        self.client.on("chat:message", lambda data: self._pushed("message", data["id"]))
+        self.client.on("chat:presence", self._presence)
+        self.client.on("server:resync", self._resync)
+
+    # Connection -------------------------------------------------------------------------------
+    def connect(self, timeout: float = 20) -> "CatchUpClient":
+        """Connect (the first time) and wait until joined and caught up."""
+        self._connect_once()
+        self.wait(lambda: self.catch_ups >= 1 and (not self.room or self.members),
+                  timeout, "connected, joined and caught up")
+        return self
+
+    def _connect_once(self) -> None:
+        self.client.connect(
+            self.session.base_url, transports=["websocket"],
+            headers={"Cookie": self.session.cookie_header()}, wait_timeout=10,
+        )
+
+    def _on_connect(self) -> None:
+        with self.lock:
+            self.connects += 1
+        if self.room:
+            # A callback, not call(): it runs on the reader thread in order with the events.
+            # Presence events that arrive before the join's answer are applied after it (like
+            # realtime.js queues events during a catch-up): the answer may be older than they.
+            with self.lock:
+                self.joining = True
+            self.client.emit("chat:join", {"room": self.room}, callback=self._joined)
+        else:
+            self._spawn(self._catch_up)
+        self._spawn(self._ask_worker)
+
+    def _joined(self, ack) -> None:
+        with self.lock:
+            if ack and ack.get("ok"):
+                self.members = {m["user"]: m["status"] for m in ack["members"]}
+            self.joining = False
+            for user, status in self.queued:
+                self.members[user] = status
+            self.queued = []
+            self.lock.notify_all()
+        # Like chat.js: catch up once the socket is in the room, so nothing falls in between.
+        self._spawn(self._catch_up)
+
+    def _resync(self, data=None) -> None:
+        with self.lock:
+            self.resyncs.append((data or {}).get("reason"))
+        self._spawn(self._catch_up)
+
+    def _ask_worker(self) -> None:
+        try:
+            self.worker = self.client.call("server:worker", {}, timeout=10)["worker"]
+        except Exception:  # the socket broke meanwhile; asked again after the next connect
+            pass
+
+    def _on_disconnect(self, *_reason) -> None:
+        with self.lock:
+            self.disconnected_at = time.monotonic()
+            self.disconnects += 1
+            self.worker = None
+        if not self.closing:
+            self._spawn(self._reconnect)
+
+    def _reconnect(self) -> None:
+        delay = self.delay
+        while not self.closing:
+            pause = delay * (1 + self.jitter * (2 * random.random() - 1))
+            time.sleep(pause)
+            with self.lock:
+                while self.held and not self.closing:
+                    self.lock.wait(1)
+            if self.closing or self.client.connected:
+                return
+            try:
+                self._connect_once()
+                return
+            except Exception:  # refused or timed out: try again later
+                delay = min(delay * 2, self.delay_max)
+
+    def hold(self) -> None:
+        with self.lock:
+            self.held = True
+
+    def release(self) -> None:
+        with self.lock:
+            self.held = False
+            self.lock.notify_all()
+
+    def close(self) -> None:
+        self.closing = True
+        self.release()
+        try:
+            self.client.disconnect()
+        except Exception:
+            pass
+
+    # What the page shows -------------------------------------------------------------------------
+    def _pushed(self, kind: str, item_id: int) -> None:
+        with self.lock:
+            self.pushes[kind][item_id] += 1
+            (self.rows if kind == "row" else self.messages).add(item_id)
+            self.lock.notify_all()
+
+    def _presence(self, data) -> None:
+        with self.lock:
+            if self.joining:
+                self.queued.append((data["user"], data["status"]))
+            else:
+                self.members[data["user"]] = data["status"]
+            self.presence_log.append((time.monotonic(), data["user"], data["status"]))
+            self.lock.notify_all()
+
+    def _catch_up(self) -> None:
+        http, base = self.session.http, self.session.base_url
+        for attempt in range(5):
+            try:
+                page = http.get(f"{base}/table/rows?after={self.rows_after}",
+                                headers={"HX-Request": "true"}, timeout=15)
+                page.raise_for_status()
+                rows = {int(i) for i in ROW_ID.findall(page.text)}
+                messages: set[int] = set()
+                if self.room:
+                    answer = http.get(f"{base}/chat/{self.room}/messages",
+                                      params={"after": self.messages_after},
+                                      headers={"Accept": "application/json"}, timeout=15)
+                    answer.raise_for_status()
+                    messages = {m["id"] for m in answer.json()["messages"]}
+                break
+            except (requests.RequestException, ValueError):
+                with self.lock:
+                    self.catch_up_failures += 1
+                time.sleep(0.5 * (attempt + 1))
+        else:
+            return  # the next reconnect or resync tries again
+        with self.lock:
+            self.rows |= rows
+            self.messages |= messages
+            self.catch_ups += 1
+            if self.disconnected_at is not None and self.client.connected:
+                self.outages.append(time.monotonic() - self.disconnected_at)
+                self.disconnected_at = None
+            self.lock.notify_all()
+
+    @staticmethod
+    def _spawn(target) -> None:
+        threading.Thread(target=target, daemon=True).start()
+
+    def wait(self, predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    odd = {u: s for u, s in self.members.items() if s != "online"}
+                    raise AssertionError(f"timed out after {timeout:g} s: {what} "
+                                         f"({self.username or 'anonymous'}; members not "
+                                         f"online: {odd}; of {len(self.members)}; their "
+                                         f"events: {[e for e in self.presence_log if e[1] in odd]}"
+                                         f" at {time.monotonic():.1f})")
+                self.lock.wait(min(remaining, 1))
+
+    def duplicated(self) -> int:
+        """Live pushes of an id it had already been pushed."""
+        with self.lock:
+            return sum(n - 1 for counter in self.pushes.values() for n in counter.values())

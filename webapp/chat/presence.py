@@ -30,6 +30,20 @@ log = logging.getLogger(__name__)
 
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 TAB_STATUSES = (ONLINE, AWAY)
+# Shown on pages while the store cannot be reached: nobody knows who is connected just then.
+UNKNOWN = "unknown"
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import redis
+    except ImportError:  # memory only
+        return (ConnectionError, TimeoutError)
+    return (redis.RedisError, ConnectionError, TimeoutError)
+
+
+# What a store that cannot be reached raises: callers degrade instead of failing the request.
+STORE_ERRORS = _store_errors()
 
 
 @dataclass
@@ -63,6 +77,8 @@ class PresenceStore:
     def __init__(self, worker_id: str | None = None):
         self.worker_id = worker_id or default_worker_id()
         self.started = False
+        # Workers the last reap() found dead (their events may never have been relayed).
+        self.reaped: list[str] = []
 
     # Connections ---------------------------------------------------------------------------
     def add(self, connection: Connection) -> None:
@@ -172,7 +188,8 @@ class MemoryPresence(PresenceStore):
             for worker in dead:
                 self.state.alive.pop(worker, None)
         users: set[int] = set()
-        for worker in dead - {self.worker_id}:
+        self.reaped = sorted(dead - {self.worker_id})
+        for worker in self.reaped:
             users |= self.clear_worker(worker)
         return users
 
@@ -363,9 +380,11 @@ class RedisPresence(PresenceStore):
         for worker in others:
             pipe.exists(self._key("alive", worker))
         users: set[int] = set()
+        self.reaped = []
         for worker, alive in zip(others, pipe.execute()):
             # Only the reaper that removes the worker from the set drops its entries.
             if not alive and self.redis.srem(self._key("workers"), worker):
+                self.reaped.append(worker)
                 users |= self.clear_worker(worker)
         return users
 

@@ -13,7 +13,7 @@ from ..auth.services import check_name
 from ..clock import iso_utc, utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
-from ..realtime import broadcast, render_fragment
+from ..realtime import broadcast, render_fragment, resync_everyone
 from . import presence
 from .models import Member, Message, Room
 
@@ -35,6 +35,10 @@ class SlowDown(ValidationError):
 
 def store() -> presence.PresenceStore:
     return current_app.extensions["presence"]
+
+
+def _store_down(what: str, error: Exception) -> None:
+    current_app.logger.warning("presence store unavailable (%s): %s", what, error)
 
 
 def channel(room: Room) -> str:
@@ -192,7 +196,12 @@ def members(room: Room) -> list[tuple[User, str]]:
     """The room's members by name, each with their presence status."""
     query = select(Member).where(Member.room_id == room.id)
     users = sorted((m.user for m in db.session.scalars(query)), key=lambda u: u.username_key)
-    statuses = store().statuses([u.id for u in users])
+    try:
+        statuses = store().statuses([u.id for u in users])
+    except presence.STORE_ERRORS as error:
+        # The page still renders; its live member list catches up once the store is back.
+        _store_down("member list", error)
+        return [(u, presence.UNKNOWN) for u in users]
     return [(u, statuses.get(u.id, presence.OFFLINE)) for u in users]
 
 
@@ -236,7 +245,13 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         earlier = _by_client_id(user, client_id)
         if earlier is not None:
             return earlier, False
-    if not store().allow(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW):
+    try:
+        allowed = store().allow(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW)
+    except presence.STORE_ERRORS as error:
+        # Without the store flood control cannot count: store the message rather than lose it.
+        _store_down("flood control", error)
+        allowed = True
+    if not allowed:
         raise SlowDown(f"Slow down: at most {FLOOD_LIMIT} messages in {FLOOD_WINDOW:g} seconds.")
     for attempt in range(2):
         message = Message(room_id=room.id, author_id=user.id, body=text, client_id=client_id)
@@ -365,9 +380,14 @@ def enter_room(sid: str, user: User, room: Room) -> str | None:
 
     What the socket showed of the room it left counts as read.
     """
-    connection = store().get(sid)
-    previous = connection.room if connection else None
-    store().update(sid, room=room.name_key)
+    try:
+        connection = store().get(sid)
+        previous = connection.room if connection else None
+        store().update(sid, room=room.name_key)
+    except presence.STORE_ERRORS as error:
+        # The socket still joins the room and gets its events; only the bookkeeping is missed.
+        _store_down("enter room", error)
+        return None
     if previous and previous != room.name_key:
         mark_read(user, previous)
         return previous
@@ -376,9 +396,12 @@ def enter_room(sid: str, user: User, room: Room) -> str | None:
 
 def leave_room(sid: str, user: User, room: Room) -> None:
     """This socket stops showing ``room``; what it showed counts as read."""
-    connection = store().get(sid)
-    if connection and connection.room == room.name_key:
-        store().update(sid, room=None)
+    try:
+        connection = store().get(sid)
+        if connection and connection.room == room.name_key:
+            store().update(sid, room=None)
+    except presence.STORE_ERRORS as error:
+        _store_down("leave room", error)
     mark_read(user, room)
 
 
@@ -387,6 +410,9 @@ def beat_and_reap(changed: set[int] = frozenset()) -> set[int]:
     changed = set(changed)
     changed |= store().heartbeat(current_app.config["PRESENCE_TTL_SECONDS"])
     changed |= store().reap()
+    if store().reaped:
+        # A worker died: what it stored just before may never have been relayed to the others.
+        resync_everyone("worker")
     if changed:
         announce_presence(changed)
     return changed
@@ -394,7 +420,12 @@ def beat_and_reap(changed: set[int] = frozenset()) -> set[int]:
 
 def announce_presence(user_ids: set[int], rooms: list[Room] | None = None) -> None:
     """Send each user's current status to the rooms they are members of (or to ``rooms``)."""
-    statuses = store().statuses(user_ids)
+    try:
+        statuses = store().statuses(user_ids)
+    except presence.STORE_ERRORS as error:
+        # Nothing to announce that is known; the heartbeat announces changes once it is back.
+        _store_down("announcement", error)
+        return
     for user_id in user_ids:
         user = db.session.get(User, user_id)
         if user is None:
