@@ -62,11 +62,11 @@ def engine_options(url: str) -> dict:
         "pool_pre_ping": True,
         "pool_size": int(_env_number("DB_POOL_SIZE", 5)),
         "max_overflow": int(_env_number("DB_MAX_OVERFLOW", 10)),
-        "pool_timeout": _env_number("DB_POOL_TIMEOUT", 10),
+        "pool_timeout": _env_number("DB_POOL_TIMEOUT", 5),
         # Drop connections before a firewall or the server forgets idle ones.
         "pool_recycle": int(_env_number("DB_POOL_RECYCLE", 1800)),
         "connect_args": {
-            "connect_timeout": max(1, int(_env_number("DB_CONNECT_TIMEOUT", 5))),
+            "connect_timeout": max(1, int(_env_number("DB_CONNECT_TIMEOUT", 3))),
             "options": f"-c statement_timeout={statement_timeout_ms}",
             "application_name": os.environ.get("DB_APPLICATION_NAME", "webapp"),
         },
