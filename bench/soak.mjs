@@ -488,14 +488,23 @@ async function sendMessage() {
       id = JSON.parse(res.body).id;
     } else {
       load.messages.bySocket++;
-      const socket = client.socket;
       let ack = null;
-      for (let attempt = 0; attempt < 2 && !ack; attempt++) {
-        if (attempt) load.messages.resent++;
+      for (let attempt = 0; attempt < 3 && !ack; attempt++) {
+        // A resend goes over the tab's socket as it is now: the tab may have reloaded or
+        // reconnected since, which loses the acknowledgement of what was sent before.
+        if (attempt) {
+          load.messages.resent++;
+          await waitUntil(() => client.connected, 15000);
+        }
+        const socket = client.socket;
+        const sentOn = socket?.id;
         try {
+          if (!socket) throw new Error("the tab has no socket");
           ack = await socket.timeout(15000).emitWithAck("chat:send", { room: client.room, body, client_id: clientId });
         } catch (error) {
-          if (attempt) throw error;
+          log(`chat:send attempt ${attempt + 1} of tab ${client.index} on socket ${sentOn}: ${error.message}` +
+              ` (tab connected now: ${client.connected}, socket now ${client.socket?.id})`);
+          if (attempt === 2) throw error;
         }
       }
       if (!ack?.ok) throw new Error(`chat:send answered ${JSON.stringify(ack)}`);
