@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from webapp.chat import services
-from webapp.chat.models import Message, Room
+from webapp.chat.models import Member, Message, Room
 from webapp.chat.text import linkify
 from webapp.clock import utcnow
 from webapp.errors import NotFound, ValidationError
@@ -96,6 +96,28 @@ def test_resend_with_the_same_client_id_is_stored_once(app, alice, sent):
         again, created_again = services.post_message(user(alice), room, "once", client_id.upper())
         assert created and not created_again and again.id == first.id
     assert count_messages(app) == 1 and len(only(sent, "chat:message")) == 1
+
+
+def test_two_tabs_joining_a_room_at_once_make_one_membership(app, alice, sent, monkeypatch):
+    """The other tab's membership is committed between this tab's lookup and its commit."""
+    with app.app_context():
+        services.join(user(alice), services.find_room("general"))  # the other tab
+        db.session.remove()
+        room = services.find_room("general")
+        real_get = db.session.get
+        seen = []
+
+        def get(model, key, **kwargs):
+            if model is Member and not seen:
+                seen.append(key)
+                return None  # what this tab saw a moment before the other tab's commit
+            return real_get(model, key, **kwargs)
+
+        monkeypatch.setattr(db.session, "get", get)
+        services.join(user(alice), room)
+        monkeypatch.undo()
+        assert seen
+        assert db.session.scalar(select(func.count()).select_from(Member)) == 1
 
 
 @pytest.mark.parametrize("client_id", [5, "not-a-uuid", "x" * 100, ["a"]])

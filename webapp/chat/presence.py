@@ -249,14 +249,19 @@ class RedisPresence(PresenceStore):
     (set), ``alive:<worker>`` (heartbeat with a TTL), ``flood:*`` and ``throttle:*``.
     """
 
-    def __init__(self, url: str, prefix: str = "presence:", worker_id: str | None = None):
+    def __init__(self, url: str, prefix: str = "presence:", worker_id: str | None = None,
+                 max_connections: int = 50):
         import redis
 
         super().__init__(worker_id)
-        self.redis = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5,
-            health_check_interval=30,
+        # A blocking pool: when a thousand sockets close at once (a proxy restarts, a network
+        # blips) their disconnect handlers queue for a connection instead of failing with
+        # "Too many connections" once redis-py's default 100 are in use.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=10, decode_responses=True,
+            socket_timeout=5, socket_connect_timeout=5, health_check_interval=30,
         )
+        self.redis = redis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._allow = self.redis.register_script(_ALLOW_SCRIPT)
         self._update = self.redis.register_script(_UPDATE_SCRIPT)

@@ -161,12 +161,15 @@ def last_message_id(room: Room) -> int:
 
 def join(user: User, room: Room) -> Member:
     """Make ``user`` a member of ``room`` (announced to the room the first time); mark it read."""
+    # Queried before the new member is added: a query after it would flush the insert early,
+    # and the duplicate of a second tab joining at the same moment would escape the except below.
+    last_id = last_message_id(room)
     member = db.session.get(Member, (room.id, user.id))
     new = member is None
     if new:
         member = Member(room_id=room.id, user_id=user.id)
         db.session.add(member)
-    member.last_read_id = last_message_id(room)
+    member.last_read_id = last_id
     try:
         db.session.commit()
     except IntegrityError:  # joined at the same moment from another tab
@@ -255,9 +258,10 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         raise SlowDown(f"Slow down: at most {FLOOD_LIMIT} messages in {FLOOD_WINDOW:g} seconds.")
     for attempt in range(2):
         message = Message(room_id=room.id, author_id=user.id, body=text, client_id=client_id)
-        db.session.add(message)
-        # Posting makes the author a member (a client may post without joining first).
+        # Posting makes the author a member (a client may post without joining first). Looked
+        # up before the message is added, so that a duplicate resend fails at the commit below.
         new_member = db.session.get(Member, (room.id, user.id)) is None
+        db.session.add(message)
         if new_member:
             db.session.add(Member(room_id=room.id, user_id=user.id))
         try:
