@@ -312,6 +312,41 @@ async function throughput({ messages, inflight, scenario = "table", timeoutMs = 
   };
 }
 
+/**
+ * Warm-up: POST rows, each over a connection of its own so that the kernel spreads them over
+ * the workers (one listening socket each), until every worker (told by the X-Worker header
+ * of the answer) has added ``perWorker`` rows. A worker's first rows compile templates and
+ * SQL statements; that is paid once per process, and must not fall into a measured phase.
+ */
+async function warmWorkers({ workers = 1, perWorker = 3, maxPosts = 200 }) {
+  const session = sender || new Session();
+  if (!session.token) await session.load("/");
+  const seen = new Map();
+  let posts = 0;
+  const done = () => seen.size >= workers && [...seen.values()].every((n) => n >= perWorker);
+  while (!done() && posts < maxPosts) {
+    posts++;
+    const fresh = new http.Agent({ keepAlive: false });
+    const body = new URLSearchParams({ a: "1", b: "1" }).toString();
+    const res = await request("POST", "/table/rows", {
+      body,
+      agentOverride: fresh,
+      headers: {
+        Cookie: session.cookieHeader,
+        "X-CSRFToken": session.token,
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Length": Buffer.byteLength(body),
+        Accept: "application/json",
+        Origin: BASE,
+      },
+    });
+    if (res.status !== 201) throw new Error(`warm-up POST /table/rows answered ${res.status}`);
+    const worker = res.headers["x-worker"] || "?";
+    seen.set(worker, (seen.get(worker) || 0) + 1);
+  }
+  return { posts, workers: Object.fromEntries(seen), complete: done() };
+}
+
 /** Built-in HTTP load when wrk is not installed: keep-alive connections, GET in a loop. */
 async function httpLoad({ path, seconds = 5, connections = 8 }) {
   const session = sender || new Session();
@@ -380,6 +415,7 @@ const commands = {
   throughput,
   http: httpLoad,
   "chat-connect": chatConnect,
+  "warm-workers": warmWorkers,
   disconnect,
   async quit() {
     setImmediate(() => process.exit(0));

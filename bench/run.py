@@ -94,8 +94,23 @@ def cpu_times(pids: list[int]) -> tuple[float, float]:
     return user / CLOCK_TICKS, system / CLOCK_TICKS
 
 
+def process_cpu_clock(pid: int) -> int:
+    """Linux's CPU-time clock of another process (clock_getcpuclockid(3), not in Python)."""
+    return (~pid << 3) | 2  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+
+
 def cpu_seconds(pids: list[int]) -> float:
-    return sum(cpu_times(pids))
+    """CPU seconds of the processes, to the nanosecond where the kernel tells.
+
+    /proc's user and system times come in whole clock ticks (10 ms): over a phase of some
+    20 rows that is up to half a millisecond per row and process, and a config of two workers
+    would carry twice that error of one worker's. The process CPU clock counts the same time
+    (every thread's, also of threads that ended) exactly.
+    """
+    try:
+        return sum(time.clock_gettime(process_cpu_clock(pid)) for pid in pids)
+    except OSError:
+        return sum(cpu_times(pids))
 
 
 def rss_kib(pids: list[int]) -> int:
@@ -269,6 +284,11 @@ class Server:
     def cpu_times(self) -> tuple[float, float]:
         return cpu_times(self.pids)
 
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds of the master and of each worker, to see where a figure comes from."""
+        names = ["master", *(f"worker{i + 1}" for i in range(len(self.workers)))]
+        return {name: cpu_seconds([pid]) for name, pid in zip(names, self.pids)}
+
     def rss(self) -> int:
         return rss_kib(self.pids)
 
@@ -363,9 +383,18 @@ def delivery_timeout_ms(n: int) -> int:
 
 def warm_up(loadgen: LoadGenerator, workers: int) -> None:
     """Templates compiled, pools opened, first connections' lazy imports done in every worker:
-    none of that is per client."""
+    none of that is per client.
+
+    The rows of the timed phases are all posted over one kept-alive connection, so to one
+    worker, and with several workers not always to the one that served the warm-up's rows: a
+    cold worker would pay its first compiles (some 8 ms) inside the measured phase, which the
+    single worker paid here. So every worker adds rows here, over fresh connections.
+    """
     loadgen("connect", 60, n=4 * workers)
     loadgen("latency", 60, rounds=2, warmup=0)
+    warmed = loadgen("warm-workers", 60, workers=workers, perWorker=3)
+    if not warmed["complete"]:
+        print(f"   warm-up reached only these workers: {warmed['workers']}", flush=True)
     loadgen("disconnect", 30)
     time.sleep(1.0)
 
@@ -453,7 +482,7 @@ def measure(
     warmup = 1
     profiler = profiler or Profiler(None)
     profiler.start(server, f"{server.setup.name}-{scenario}-{n}-latency")
-    (user0, system0), cpu0 = server.cpu_times(), server.cpu()
+    (user0, system0), cpu0, by0 = server.cpu_times(), server.cpu(), server.cpu_by_process()
     reply = loadgen(
         "latency",
         (plan.rounds + warmup) * timeout_ms / 1000 + 30,
@@ -462,7 +491,7 @@ def measure(
         scenario=scenario,
         timeoutMs=timeout_ms,
     )
-    (user1, system1), cpu1 = server.cpu_times(), server.cpu()
+    (user1, system1), cpu1, by1 = server.cpu_times(), server.cpu(), server.cpu_by_process()
     run["latency"] = {key: reply[key] for key in ("rounds", "receivers", "missing", "latency_ms")}
     run["cpu_ms_per_row"] = round((cpu1 - cpu0) * 1000 / (plan.rounds + warmup), 1)
     run["cpu_us_per_delivery"] = round(run["cpu_ms_per_row"] * 1000 / reply["receivers"], 1)
@@ -470,6 +499,9 @@ def measure(
         round((user1 - user0) * 1000 / (plan.rounds + warmup), 1),
         round((system1 - system0) * 1000 / (plan.rounds + warmup), 1),
     ]
+    run["cpu_ms_per_row_by_process"] = {
+        name: round((by1[name] - by0[name]) * 1000 / (plan.rounds + warmup), 1) for name in by0
+    }
     run["loadgen_cpu_percent"]["latency"] = reply["loadgen_cpu_percent"]
     profiler.stop()
 

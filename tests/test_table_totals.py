@@ -74,3 +74,39 @@ def test_totals_are_counted_when_the_kept_row_is_missing(app):
         db.session.execute(TableTotals.__table__.delete())
         db.session.commit()
         assert services.totals() == services.Totals(1, 5)
+
+
+def test_each_event_shows_the_row_as_stored_and_the_totals_it_left(app, monkeypatch):
+    from sqlalchemy import event
+
+    from webapp.auth import services as auth
+
+    sent = []
+    monkeypatch.setattr(services, "broadcast", lambda *args, **kwargs: sent.append(args))
+    with app.app_context():
+        user = auth.register("totals_author", "a-long-password-1")
+        transactions = []
+
+        def began(conn):
+            transactions.append(conn)
+
+        event.listen(db.engine, "begin", began)
+        try:
+            first = services.add_row(1, 2)
+            second = services.add_row(30, 4, user=user)
+            services.delete_row(first.id)
+        finally:
+            event.remove(db.engine, "begin", began)
+        # One transaction per change: the event needs no reading after the commit.
+        assert len(transactions) == 3
+        db.session.expire_all()
+        stored = {row.id: row.to_dict() for row in db.session.scalars(select(Row))}
+    [(added1, data1, html1), (added2, data2, html2), (deleted, data3, html3)] = sent
+    assert (added1, added2, deleted) == ("table:row", "table:row", "table:row-deleted")
+    assert data2 == stored[second.id] and data2["user"] == "totals_author"
+    assert data1["id"] == first.id and data1["sum"] == 3 and data1["user"] is None
+    assert '<span data-role="row-count">1</span> row' in html1 and ">3</td>" in html1
+    assert '<span data-role="row-count">2</span> rows' in html2 and ">37</td>" in html2
+    assert "by totals_author" in html2
+    assert data3 == {"id": first.id}
+    assert '<span data-role="row-count">1</span> row' in html3 and ">34</td>" in html3
