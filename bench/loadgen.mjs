@@ -9,93 +9,17 @@
 //   node bench/loadgen.mjs http://127.0.0.1:8000
 
 import http from "node:http";
-import readline from "node:readline";
 import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
+import { httpClient, pool, serveCommands, sleep } from "./http.mjs";
 
 const BASE = process.argv[2];
 if (!BASE) {
   console.error("usage: node bench/loadgen.mjs BASE_URL");
   process.exit(2);
 }
-const base = new URL(BASE);
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-const CSRF_META = /<meta name="csrf-token" content="([^"]+)"/;
+const { request, Session } = httpClient(BASE);
 const log = (...args) => console.error("[loadgen]", ...args);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---------------------------------------------------------------- HTTP with a cookie jar
-
-function request(method, path, { headers = {}, body, agentOverride } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: base.hostname, port: base.port, method, path, headers, agent: agentOverride || agent },
-      (res) => {
-        const chunks = [];
-        res.on("data", (chunk) => chunks.push(chunk));
-        res.on("end", () =>
-          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }),
-        );
-      },
-    );
-    req.setTimeout(30000, () => req.destroy(new Error(`${method} ${path} timed out`)));
-    req.on("error", reject);
-    if (body) req.write(body);
-    req.end();
-  });
-}
-
-class Session {
-  constructor() {
-    this.cookies = new Map();
-    this.token = null;
-  }
-
-  get cookieHeader() {
-    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
-  }
-
-  remember(res) {
-    for (const line of res.headers["set-cookie"] || []) {
-      const [pair] = line.split(";");
-      const at = pair.indexOf("=");
-      this.cookies.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim());
-    }
-  }
-
-  async get(path, headers = {}) {
-    const res = await request("GET", path, { headers: { Cookie: this.cookieHeader, ...headers } });
-    this.remember(res);
-    return res;
-  }
-
-  /** Load a page like a browser: session cookie and CSRF token come from it. */
-  async load(path = "/") {
-    const res = await this.get(path, { Accept: "text/html" });
-    if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}`);
-    const match = CSRF_META.exec(res.body);
-    if (!match) throw new Error(`GET ${path} has no csrf-token meta tag`);
-    this.token = match[1];
-    return res;
-  }
-
-  async post(path, fields, headers = {}) {
-    const body = new URLSearchParams(fields).toString();
-    const res = await request("POST", path, {
-      body,
-      headers: {
-        Cookie: this.cookieHeader,
-        "X-CSRFToken": this.token,
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Content-Length": Buffer.byteLength(body),
-        Origin: BASE,
-        ...headers,
-      },
-    });
-    this.remember(res);
-    return res;
-  }
-}
 
 // ---------------------------------------------------------------- clients and deliveries
 
@@ -119,20 +43,6 @@ function openSocket(session) {
       reject(error);
     });
   });
-}
-
-/** Run ``task(i)`` for i in 0..n-1 with at most ``limit`` running at once. */
-async function pool(n, limit, task) {
-  let next = 0;
-  const results = new Array(n);
-  async function runner() {
-    while (next < n) {
-      const i = next++;
-      results[i] = await task(i);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, n) }, runner));
-  return results;
 }
 
 /** Expected deliveries of tagged messages: which client received which tag, and when. */
@@ -331,14 +241,7 @@ async function warmWorkers({ workers = 1, perWorker = 3, maxPosts = 200 }) {
     const res = await request("POST", "/table/rows", {
       body,
       agentOverride: fresh,
-      headers: {
-        Cookie: session.cookieHeader,
-        "X-CSRFToken": session.token,
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Content-Length": Buffer.byteLength(body),
-        Accept: "application/json",
-        Origin: BASE,
-      },
+      headers: session.formHeaders(body, { Accept: "application/json" }),
     });
     if (res.status !== 201) throw new Error(`warm-up POST /table/rows answered ${res.status}`);
     const worker = res.headers["x-worker"] || "?";
@@ -425,26 +328,4 @@ const commands = {
 
 // ---------------------------------------------------------------- command loop
 
-const lines = readline.createInterface({ input: process.stdin });
-let queue = Promise.resolve();
-lines.on("line", (line) => {
-  queue = queue.then(async () => {
-    const command = JSON.parse(line);
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    let reply;
-    try {
-      reply = { ok: true, ...(await commands[command.cmd](command)) };
-    } catch (error) {
-      reply = { ok: false, error: String(error.stack || error) };
-    }
-    const wall = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    // The generator's own CPU share during the command: near 100% means it was the bottleneck.
-    reply.loadgen_cpu_percent = Math.round(((cpu.user + cpu.system) / 1e6 / wall) * 1000) / 10;
-    reply.wall_seconds = Math.round(wall * 1000) / 1000;
-    process.stdout.write(JSON.stringify(reply) + "\n");
-  });
-});
-lines.on("close", () => queue.then(() => process.exit(0)));
-process.stdout.write(JSON.stringify({ ok: true, ready: true }) + "\n");
+serveCommands(commands, "loadgen_cpu_percent");

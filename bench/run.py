@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import queue
 import re
 import resource
 import shutil
@@ -33,7 +32,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.generator import Generator, children_of
 from tests.e2e.server import LiveServer  # noqa: E402 (the tests start gunicorn the same way)
 
 RESULTS = ROOT / "bench" / "results"
@@ -70,19 +69,6 @@ class BenchError(RuntimeError):
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
 
 
 def cpu_times(pids: list[int]) -> tuple[float, float]:
@@ -301,60 +287,14 @@ class Server:
         self.live.stop()
 
 
-class LoadGenerator:
+class LoadGenerator(Generator):
     """bench/loadgen.mjs on the generator cores, one JSON command and reply per line."""
 
     def __init__(self, url: str, cpus: str | None, log_path: Path):
         command = ["node", str(LOADGEN), url]
         if cpus:
             command = ["taskset", "-c", cpus, *command]
-        self.log = open(log_path, "ab")
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self._reply(30)
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def _reply(self, timeout: float) -> dict:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise BenchError(f"the load generator did not answer within {timeout:.0f}s") from None
-        if line is None:
-            raise BenchError("the load generator exited; see its log")
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise BenchError(f"the load generator failed: {reply.get('error')}")
-        return reply
-
-    def __call__(self, cmd: str, timeout: float, **args) -> dict:
-        self.process.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
-        self.process.stdin.flush()
-        return self._reply(timeout)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self("quit", 10)
-            except (BenchError, BrokenPipeError):
-                pass
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+        super().__init__(command, log_path, error=BenchError, quit_timeout=10)
 
 
 # ---------------------------------------------------------------- measurements

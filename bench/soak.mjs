@@ -16,106 +16,21 @@
 //   node bench/soak.mjs http://127.0.0.1:8000
 
 import { randomUUID } from "node:crypto";
-import http from "node:http";
 import { performance } from "node:perf_hooks";
-import readline from "node:readline";
 import { io } from "socket.io-client";
+import { httpClient, pool, serveCommands, sleep } from "./http.mjs";
 
 const BASE = process.argv[2];
 if (!BASE) {
   console.error("usage: node bench/soak.mjs BASE_URL");
   process.exit(2);
 }
-const base = new URL(BASE);
-const newAgent = () => new http.Agent({ keepAlive: true, maxSockets: 64 });
-let agent = newAgent();
-
-/** Close the idle keep-alive connections (nothing is in flight when this is called). */
-function dropIdleConnections() {
-  agent.destroy();
-  agent = newAgent();
-}
-const CSRF_META = /<meta name="csrf-token" content="([^"]+)"/;
+const { dropIdleConnections, Session } = httpClient(BASE);
 const ROWS_LAST_ID = /<tbody id="rows"[^>]*data-last-id="(\d+)"/;
 const MESSAGES_LAST_ID = /data-live-list data-order="asc"[^>]*data-last-id="(\d+)"/;
 const ROW_ID = /<tr id="row-(\d+)"/g;
 const log = (...args) => console.error("[soak]", new Date().toISOString(), ...args);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const pick = (items) => items[Math.floor(Math.random() * items.length)];
-
-// ---------------------------------------------------------------- HTTP with a cookie jar
-
-function request(method, path, { headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: base.hostname, port: base.port, method, path, headers, agent },
-      (res) => {
-        const chunks = [];
-        res.on("data", (chunk) => chunks.push(chunk));
-        res.on("end", () =>
-          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }),
-        );
-        res.on("error", reject);
-      },
-    );
-    req.setTimeout(30000, () => req.destroy(new Error(`${method} ${path} timed out`)));
-    req.on("error", reject);
-    if (body) req.write(body);
-    req.end();
-  });
-}
-
-class Session {
-  constructor() {
-    this.cookies = new Map();
-    this.token = null;
-  }
-
-  get cookieHeader() {
-    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
-  }
-
-  remember(res) {
-    for (const line of res.headers["set-cookie"] || []) {
-      const [pair] = line.split(";");
-      const at = pair.indexOf("=");
-      this.cookies.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim());
-    }
-  }
-
-  async get(path, headers = {}) {
-    const res = await request("GET", path, { headers: { Cookie: this.cookieHeader, ...headers } });
-    this.remember(res);
-    return res;
-  }
-
-  /** Load a page like a browser: the session cookie and the CSRF token come from it. */
-  async load(path) {
-    const res = await this.get(path, { Accept: "text/html" });
-    if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}`);
-    const match = CSRF_META.exec(res.body);
-    if (!match) throw new Error(`GET ${path} has no csrf-token meta tag`);
-    this.token = match[1];
-    return res;
-  }
-
-  async post(path, fields, headers = {}) {
-    const body = new URLSearchParams(fields).toString();
-    const res = await request("POST", path, {
-      body,
-      headers: {
-        Cookie: this.cookieHeader,
-        "X-CSRFToken": this.token,
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Content-Length": Buffer.byteLength(body),
-        Origin: BASE,
-        ...headers,
-      },
-    });
-    this.remember(res);
-    return res;
-  }
-}
 
 // ---------------------------------------------------------------- what a page has received
 
@@ -411,20 +326,6 @@ class Client {
     }
     this.joined = false;
   }
-}
-
-/** Run ``task(i)`` for i in 0..n-1 with at most ``limit`` running at once. */
-async function pool(n, limit, task) {
-  let next = 0;
-  const results = new Array(n);
-  async function runner() {
-    while (next < n) {
-      const i = next++;
-      results[i] = await task(i);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, n) }, runner));
-  return results;
 }
 
 // ---------------------------------------------------------------- the load
@@ -766,25 +667,4 @@ const commands = {
 
 // ---------------------------------------------------------------- command loop
 
-const lines = readline.createInterface({ input: process.stdin });
-let queue = Promise.resolve();
-lines.on("line", (line) => {
-  queue = queue.then(async () => {
-    const command = JSON.parse(line);
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    let reply;
-    try {
-      reply = { ok: true, ...(await commands[command.cmd](command)) };
-    } catch (error) {
-      reply = { ok: false, error: String(error.stack || error) };
-    }
-    const wall = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    reply.wall_seconds = Math.round(wall * 1000) / 1000;
-    reply.generator_cpu_percent = wall > 0 ? Math.round(((cpu.user + cpu.system) / 1e6 / wall) * 1000) / 10 : 0;
-    process.stdout.write(JSON.stringify(reply) + "\n");
-  });
-});
-lines.on("close", () => queue.then(() => process.exit(0)));
-process.stdout.write(JSON.stringify({ ok: true, ready: true }) + "\n");
+serveCommands(commands, "generator_cpu_percent");

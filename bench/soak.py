@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import re
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.generator import Generator, children_of
 from tests.e2e.server import LiveServer  # noqa: E402 (the tests start gunicorn the same way)
 
 RESULTS = ROOT / "bench" / "results"
@@ -72,19 +71,6 @@ class SoakError(RuntimeError):
 
 
 # ---------------------------------------------------------------- /proc
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -213,53 +199,9 @@ def forget_presence(redis_url: str, channel: str) -> None:
         pass
 
 
-class Generator:
+def start_generator(url: str, log_path: Path) -> Generator:
     """bench/soak.mjs, one JSON command and reply per line."""
-
-    def __init__(self, url: str, log_path: Path):
-        self.log = open(log_path, "ab")
-        self.process = subprocess.Popen(
-            ["node", str(GENERATOR), url], cwd=ROOT, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self.log, text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self._reply(30)
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def _reply(self, timeout: float) -> dict:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise SoakError(f"the load generator did not answer within {timeout:.0f}s") from None
-        if line is None:
-            raise SoakError("the load generator exited; see its log")
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise SoakError(f"the load generator failed: {reply.get('error')}")
-        return reply
-
-    def __call__(self, cmd: str, timeout: float, **args) -> dict:
-        self.process.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
-        self.process.stdin.flush()
-        return self._reply(timeout)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self("quit", 30)
-            except (SoakError, BrokenPipeError, OSError):
-                pass
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+    return Generator(["node", str(GENERATOR), url], log_path, error=SoakError, quit_timeout=30)
 
 
 def database_contents(database_url: str) -> tuple[list, list]:
@@ -351,7 +293,7 @@ def run(args) -> tuple[dict, list[str]]:
                 raise SoakError("gunicorn did not start all its workers")
             time.sleep(0.1)
         workers = children_of(master)
-        gen = Generator(server.url, workdir / "generator.log")
+        gen = start_generator(server.url, workdir / "generator.log")
         t0 = time.monotonic()
         sampler = Sampler(workers, master, gen.process.pid, args.sample_every, t0, server.port)
         sampler.start()

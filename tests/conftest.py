@@ -59,6 +59,17 @@ def reset_postgres(url: str) -> None:
     db.session.commit()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    """An empty database on SQLite, then on PostgreSQL: for running the migrations on."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrate.db'}"
+        return
+    url, drop = fresh_postgres_database(require("TEST_POSTGRES_URL"))
+    yield url
+    drop()
+
+
 @pytest.fixture
 def app(tmp_path, postgres_test_database):
     """An app on an empty database built by the migrations.

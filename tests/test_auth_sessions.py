@@ -3,7 +3,6 @@ Migration 0004 (the session epoch) upgrades a database of 0003 with its users on
 PostgreSQL."""
 
 import flask_migrate
-import pytest
 from sqlalchemy import text, update
 
 from webapp import create_app
@@ -12,7 +11,6 @@ from webapp.chat.events import LOGIN_NEEDED
 from webapp.extensions import db
 
 from .conftest import PASSWORD, Account, Browser, make_config
-from .services import fresh_postgres_database, require
 
 
 def second_login(app, username: str) -> Account:
@@ -97,18 +95,8 @@ def test_a_session_from_before_the_epoch_still_counts_until_a_logout(app, client
     assert client.get("/chat").status_code == 302
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrate.db'}"
-        return
-    url, drop = fresh_postgres_database(require("TEST_POSTGRES_URL"))
-    yield url
-    drop()
-
-
-def test_migration_0004_upgrades_a_database_with_users_and_downgrades(database_url):
-    app = create_app(make_config(database_url))
+def test_migration_0004_upgrades_a_database_with_users_and_downgrades(empty_database_url):
+    app = create_app(make_config(empty_database_url))
     with app.app_context():
         flask_migrate.upgrade(revision="0003")
         with db.engine.connect() as connection:

@@ -1,7 +1,6 @@
 """Migration 0002 on SQLite and PostgreSQL: it builds what the models describe, and `general`."""
 
 import flask_migrate
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -10,21 +9,10 @@ from webapp import create_app
 from webapp.extensions import db
 
 from .conftest import make_config
-from .services import fresh_postgres_database, require
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrate.db'}"
-        return
-    url, drop = fresh_postgres_database(require("TEST_POSTGRES_URL"))
-    yield url
-    drop()
-
-
-def test_upgrade_matches_the_models_and_downgrades(database_url):
-    app = create_app(make_config(database_url))
+def test_upgrade_matches_the_models_and_downgrades(empty_database_url):
+    app = create_app(make_config(empty_database_url))
     with app.app_context():
         flask_migrate.upgrade()
         with db.engine.connect() as connection:

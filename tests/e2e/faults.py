@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 
@@ -298,6 +299,28 @@ class Writers:
                     time.sleep(0.5)
             with self.lock:
                 self.message_attempts[client_id] = record
+
+
+class Accounted(NamedTuple):
+    """The writers' attempts against what the database holds (ids, and ``a`` of failed rows)."""
+
+    acked_rows: set[int]
+    failed_rows: list[int]
+    failed_but_stored: set[int]  # row POSTs that failed to answer but were stored
+    acked_messages: set[int]
+    unacked_messages: list[dict]
+
+
+def accounted(writers: Writers, db_rows: dict[int, int]) -> Accounted:
+    """Which attempts were acknowledged, which failed, and which failed but were stored."""
+    failed_rows = [a for a, row_id in writers.row_attempts.items() if row_id is None]
+    return Accounted(
+        acked_rows={row_id for row_id in writers.row_attempts.values() if row_id},
+        failed_rows=failed_rows,
+        failed_but_stored={db_rows[a] for a in failed_rows if a in db_rows},
+        acked_messages={r["id"] for r in writers.message_attempts.values() if r["id"]},
+        unacked_messages=[r for r in writers.message_attempts.values() if r["id"] is None],
+    )
 
 
 def stored(database_url: str) -> tuple[dict[int, int], dict[str, int]]:

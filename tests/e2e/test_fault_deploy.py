@@ -12,7 +12,7 @@ import time
 import pytest
 
 from .clients import BrowserSession, CatchUpClient, logged_in
-from .faults import Writers, children, slow_post, stored, wait, wait_healthy
+from .faults import Writers, accounted, children, slow_post, stored, wait, wait_healthy
 from .server import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -113,11 +113,8 @@ def test_reload_and_restart_under_writes_lose_nothing_acknowledged(cluster, post
 
 def check(writers: Writers, tabs: list[CatchUpClient], postgres_url: str, figures) -> None:
     db_rows, db_messages = stored(postgres_url)
-    acked_rows = {row_id for row_id in writers.row_attempts.values() if row_id}
-    failed = [a for a, row_id in writers.row_attempts.items() if row_id is None]
-    failed_but_stored = {db_rows[a] for a in failed if a in db_rows}
-    acked_messages = {r["id"] for r in writers.message_attempts.values() if r["id"]}
-    unacked_messages = [r for r in writers.message_attempts.values() if r["id"] is None]
+    acked_rows, failed, failed_but_stored, acked_messages, unacked_messages = accounted(
+        writers, db_rows)
     for tab in tabs:
         tab.wait(lambda t=tab: acked_rows | failed_but_stored <= t.rows
                  and (not t.room or acked_messages <= t.messages), 30,

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from .clients import CatchUpClient, logged_in
-from .faults import Writers, children, slow_post, stored, wait
+from .faults import Writers, accounted, children, slow_post, stored, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -102,11 +102,8 @@ def test_kill_9_of_a_worker_under_200_tabs_loses_nothing_acknowledged(cluster, p
         writers.row_statuses.append(status)
 
     db_rows, db_messages = stored(postgres_url)
-    acked_rows = {row_id for row_id in writers.row_attempts.values() if row_id}
-    failed_rows = [a for a, row_id in writers.row_attempts.items() if row_id is None]
-    failed_but_stored = {db_rows[a] for a in failed_rows if a in db_rows}
-    acked_messages = {r["id"] for r in writers.message_attempts.values() if r["id"]}
-    unacked_messages = [r for r in writers.message_attempts.values() if r["id"] is None]
+    acked_rows, failed_rows, failed_but_stored, acked_messages, unacked_messages = accounted(
+        writers, db_rows)
     resent = [r for r in writers.message_attempts.values() if r["tries"] > 1]
     answer_lost = [r for r in resent if r["statuses"][-1] == 200]  # stored by an earlier try
     expected_rows = acked_rows | failed_but_stored

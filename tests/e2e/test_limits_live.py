@@ -13,6 +13,7 @@ import requests
 import socketio
 
 from .clients import BrowserSession, LiveSocket
+from .conftest import sqlite_server
 from .server import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -20,17 +21,12 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def limited_server(tmp_path):
-    server = LiveServer(
-        {"SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
-         "MESSAGE_QUEUE_URL": "", "RATELIMIT_SOCKET_CONNECTS_PER_IP": "3 per minute",
-         "RATELIMIT_LOGIN_PER_IP": "2 per minute", "SOCKETIO_MAX_MESSAGE_SIZE": "16384",
-         "MAX_CONTENT_LENGTH": "32768"},
-        log_path=tmp_path / "gunicorn.log",
-    )
-    server.migrate()
-    server.start()
-    yield server
-    server.stop()
+    with sqlite_server(
+        tmp_path, RATELIMIT_SOCKET_CONNECTS_PER_IP="3 per minute",
+        RATELIMIT_LOGIN_PER_IP="2 per minute", SOCKETIO_MAX_MESSAGE_SIZE="16384",
+        MAX_CONTENT_LENGTH="32768",
+    ) as server:
+        yield server
 
 
 def test_socket_connections_over_the_limit_are_refused(limited_server):

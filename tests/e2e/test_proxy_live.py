@@ -5,6 +5,7 @@ import pytest
 import requests
 import socketio
 
+from .conftest import sqlite_server
 from .server import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -12,16 +13,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def proxied_server(tmp_path):
-    server = LiveServer(
-        {"SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
-         "MESSAGE_QUEUE_URL": "", "PROXY_FIX_HOPS": "1",
-         "RATELIMIT_SOCKET_CONNECTS_PER_IP": "2 per minute"},
-        log_path=tmp_path / "gunicorn.log",
-    )
-    server.migrate()
-    server.start()
-    yield server
-    server.stop()
+    with sqlite_server(
+        tmp_path, PROXY_FIX_HOPS="1", RATELIMIT_SOCKET_CONNECTS_PER_IP="2 per minute"
+    ) as server:
+        yield server
 
 
 def forwarded(address: str) -> dict:

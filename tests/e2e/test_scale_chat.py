@@ -5,13 +5,13 @@ import os
 import signal
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import requests
 
 from .clients import logged_in
 from .cluster import ChatClient
+from .faults import children
 
 pytestmark = pytest.mark.e2e
 
@@ -123,19 +123,6 @@ def test_a_room_over_two_workers_shares_messages_presence_typing_and_members(clu
         client.disconnect()
 
 
-def worker_pids(master_pid: int) -> set[int]:
-    """The gunicorn workers: children of the master process."""
-    pids = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(fields[1]) == master_pid:
-            pids.add(int(stat.parent.name))
-    return pids
-
-
 def wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -149,7 +136,7 @@ def test_users_of_a_killed_worker_go_offline_within_60_s_and_online_when_back(cl
     for client in clients:
         client.wait_until(lambda c: c.shows(statuses(clients, "online")))
 
-    victim_pid = min(worker_pids(web.process.pid))
+    victim_pid = min(children(web.process.pid))
     os.kill(victim_pid, signal.SIGKILL)
     killed = time.monotonic()
     # Its sockets break at once; which worker it was shows from the clients that lost theirs.
