@@ -81,3 +81,46 @@ def test_the_send_queue_bound_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv("SOCKET_SEND_QUEUE_MAX", bad)
         with pytest.raises(RuntimeError, match="SOCKET_SEND_QUEUE_MAX"):
             backpressure.queue_limit()
+
+
+def test_socket_events_answer_when_the_user_cannot_be_loaded(app, accounts, monkeypatch):
+    """A full pool or a database that went away while loading the user: an ``ok: false`` ack,
+    never an exception that leaves the client waiting for an answer that never comes."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from webapp.auth import login
+
+    alice = accounts("alice")
+    sock = alice.socket()
+    assert sock.emit("chat:join", {"room": "general"}, callback=True)["ok"]
+
+    def pool_is_full(_session_id):
+        raise PoolTimeout("QueuePool limit reached")
+
+    monkeypatch.setattr(login.login_manager, "_user_callback", pool_is_full)
+    for event, data in [("chat:send", {"room": "general", "body": "lost?"}),
+                        ("chat:join", {"room": "general"}),
+                        ("presence:set", {"status": "away"})]:
+        ack = sock.emit(event, data, callback=True)
+        assert ack == {"ok": False, "error": ack["error"]} and "Try again" in ack["error"], ack
+    monkeypatch.undo()
+    history = alice.client.get("/chat/general/messages?after=0",
+                               headers={"Accept": "application/json"}).get_json()["messages"]
+    assert history == []
+    sock.disconnect()
+
+
+def test_a_socket_whose_user_cannot_be_loaded_is_refused_with_a_wait(app, accounts, monkeypatch):
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from webapp.auth import login
+
+    alice = accounts("alice")
+
+    def pool_is_full(_session_id):
+        raise PoolTimeout("QueuePool limit reached")
+
+    monkeypatch.setattr(login.login_manager, "_user_callback", pool_is_full)
+    assert not alice.socket().is_connected()  # refused, not taken for an anonymous watcher
+    monkeypatch.undo()
+    assert alice.socket().is_connected()

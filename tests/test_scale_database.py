@@ -51,7 +51,7 @@ def test_sqlite_engine_options_are_left_alone():
 def test_postgres_engine_options_come_from_the_environment(monkeypatch):
     defaults = engine_options("postgresql+psycopg://db/app")
     assert defaults["pool_pre_ping"] is True
-    assert (defaults["pool_size"], defaults["max_overflow"], defaults["pool_timeout"]) == (5, 10, 5)
+    assert (defaults["pool_size"], defaults["max_overflow"], defaults["pool_timeout"]) == (5, 10, 10)
     assert defaults["connect_args"]["connect_timeout"] == 3
     assert defaults["connect_args"]["options"] == "-c statement_timeout=30000"
 

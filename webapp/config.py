@@ -62,7 +62,7 @@ def engine_options(url: str) -> dict:
         "pool_pre_ping": True,
         "pool_size": int(_env_number("DB_POOL_SIZE", 5)),
         "max_overflow": int(_env_number("DB_MAX_OVERFLOW", 10)),
-        "pool_timeout": _env_number("DB_POOL_TIMEOUT", 5),
+        "pool_timeout": _env_number("DB_POOL_TIMEOUT", 10),
         # Drop connections before a firewall or the server forgets idle ones.
         "pool_recycle": int(_env_number("DB_POOL_RECYCLE", 1800)),
         "connect_args": {

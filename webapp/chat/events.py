@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 LOGIN_NEEDED = "Log in to chat."
 NOT_AN_OBJECT = "Send a JSON object with the event's fields."
+SERVER_BUSY_WAIT = 5  # seconds a refused socket waits before it tries again
 
 
 def chat_event(name: str):
@@ -29,11 +30,13 @@ def chat_event(name: str):
     def register(fn):
         @functools.wraps(fn)
         def handler(*args):
-            if not current_user.is_authenticated:
-                return {"ok": False, "error": LOGIN_NEEDED}
-            if len(args) != 1 or not isinstance(args[0], dict):
-                return {"ok": False, "error": NOT_AN_OBJECT}
             try:
+                # Loading the user reads the database too: inside the try, so that a
+                # database that is down or a full pool still gets an answer.
+                if not current_user.is_authenticated:
+                    return {"ok": False, "error": LOGIN_NEEDED}
+                if len(args) != 1 or not isinstance(args[0], dict):
+                    return {"ok": False, "error": NOT_AN_OBJECT}
                 return {"ok": True, **(fn(current_user._get_current_object(), args[0]) or {})}
             except (ValidationError, NotFound) as error:
                 db.session.rollback()
@@ -59,7 +62,15 @@ def on_connect(*_auth):
         raise ConnectionRefusedError(
             f"Too many connections from your address. Try again in {wait} second{plural}."
         )
-    if current_user.is_authenticated:
+    try:
+        logged_in = current_user.is_authenticated
+    except Exception:  # the database cannot load the user: refuse, the page retries
+        db.session.rollback()
+        log.exception("loading the user of a new socket failed")
+        raise ConnectionRefusedError(
+            f"The server is busy. Try again in {SERVER_BUSY_WAIT} seconds."
+        ) from None
+    if logged_in:
         try:
             services.connected(request.sid, current_user._get_current_object())
         except Exception:  # the presence store is down: the socket still works
