@@ -296,12 +296,17 @@ async function chatConnect({ n, users = 20, room, password = "bench-password-1" 
   scenarios.chat.room = room;
   scenarios.chat.senders = sessions.length;
   const result = await connectClients({ n, scenario: "chat", sessions, page: `/chat/${room}` });
-  const joins = await pool(clients.length, 32, (i) =>
-    clients[i].socket.timeout(30000).emitWithAck("chat:join", { room }).then(
-      (ack) => Boolean(ack?.ok),
-      () => false,
-    ),
-  );
+  // Like chat.js: a join the server was too busy for ({ok: false, retry: true}) is sent again.
+  const joins = await pool(clients.length, 32, async (i) => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const ack = await clients[i].socket.timeout(30000).emitWithAck("chat:join", { room })
+        .catch(() => null);
+      if (ack?.ok) return true;
+      if (ack && !ack.retry) return false;
+      await sleep(1000 + Math.random() * 2000);
+    }
+    return false;
+  });
   return { ...result, joined: joins.filter(Boolean).length };
 }
 

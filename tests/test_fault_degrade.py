@@ -102,7 +102,8 @@ def test_socket_events_answer_when_the_user_cannot_be_loaded(app, accounts, monk
                         ("chat:join", {"room": "general"}),
                         ("presence:set", {"status": "away"})]:
         ack = sock.emit(event, data, callback=True)
-        assert ack == {"ok": False, "error": ack["error"]} and "Try again" in ack["error"], ack
+        assert ack == {"ok": False, "retry": True, "error": ack["error"]}, ack
+        assert "Try again" in ack["error"]
     monkeypatch.undo()
     history = alice.client.get("/chat/general/messages?after=0",
                                headers={"Accept": "application/json"}).get_json()["messages"]

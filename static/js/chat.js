@@ -110,6 +110,13 @@
     if (!room) return;
     emit("chat:join", { room }).then((ack) => {
       if (!ack) return;
+      if (!ack.ok && ack.retry) {
+        // The server was busy (not a bad room): join again in a few seconds, unless the
+        // page moved on or its socket went away (realtime:connect joins again then).
+        joined = null;
+        setTimeout(() => { if (sameName(currentRoom(), room)) join(); }, 2000 + Math.random() * 3000);
+        return;
+      }
       if (!ack.ok) return feedback(ack.error, true);
       // Messages posted, or presence changed, between this page's render and the join:
       // fetch them (realtime.js catches up every live list, the members too).

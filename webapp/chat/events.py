@@ -44,7 +44,9 @@ def chat_event(name: str):
             except Exception:  # a store or database failure, never the client's input
                 db.session.rollback()
                 log.exception("%s failed", name)
-                return {"ok": False, "error": "The server could not do that just now. Try again."}
+                # ``retry``: not the client's fault; the same event may succeed in a moment.
+                return {"ok": False, "retry": True,
+                        "error": "The server could not do that just now. Try again."}
 
         return socketio.on(name)(handler)
 
