@@ -77,6 +77,7 @@ def test_status_follows_the_tabs(two_workers):
     assert store.status(1) == ONLINE
     store.update("a1", status=AWAY)
     assert store.status(1) == ONLINE  # one tab still online
+    assert store.statuses([1, 2]) == {1: ONLINE, 2: OFFLINE}
     other.update("a2", status=AWAY)
     assert store.statuses([1, 2]) == {1: AWAY, 2: OFFLINE}
     store.update("a1", status=ONLINE, room="general")
