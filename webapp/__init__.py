@@ -115,8 +115,7 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def too_many(error: RateLimitExceeded):
         seconds = ratelimits.retry_after(error)
-        body, status = _error_response(429, ratelimits.exceeded_message(error, seconds))
-        return body, status, {"Retry-After": str(seconds)}
+        return _error_response(429, ratelimits.exceeded_message(error, seconds), seconds)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -138,11 +137,13 @@ def register_browser_support(app: Flask) -> None:
         devreload.register(app)
 
 
-def _error_response(status: int, message: str):
+def _error_response(status: int, message: str, retry_after: int | None = None):
+    """An error as JSON, an htmx fragment or a page; ``retry_after`` seconds in its header."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
     if wants_json() or request.path.startswith("/healthz"):
-        return jsonify(ok=False, error=message), status
+        return jsonify(ok=False, error=message), status, headers
     template = "_error_fragment.html" if is_htmx() else "error.html"
-    return render_template(template, status=status, message=message), status
+    return render_template(template, status=status, message=message), status, headers
 
 
 @event.listens_for(Engine, "connect")

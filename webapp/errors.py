@@ -50,10 +50,7 @@ def register(app) -> None:
         # as for a visitor rather than fail again while rendering it.
         if g.get("_login_user") is None:
             g._login_user = app.login_manager.anonymous_user()
-        response, status = _error_response(503, DATABASE_DOWN)
-        response = app.make_response((response, status))
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return _error_response(503, DATABASE_DOWN, RETRY_AFTER_SECONDS)
 
     for kind in (OperationalError, InterfaceError, PoolTimeout):
         app.register_error_handler(kind, database_down)
