@@ -12,6 +12,16 @@ class Base(DeclarativeBase):
     pass
 
 
+# Ids are INTEGER columns (32-bit on PostgreSQL). The database refuses to compare them with a
+# number out of that range, so a bound from a client is clamped into it first.
+ID_MAX = 2**31 - 1
+
+
+def clamp_id(bound: int) -> int:
+    """``bound`` (an ?after= or ?before= id from a client) within the id columns' range."""
+    return max(-ID_MAX, min(bound, ID_MAX))
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 socketio = SocketIO()

@@ -12,7 +12,7 @@ from ..auth.models import User
 from ..auth.services import check_name
 from ..clock import iso_utc, utcnow
 from ..errors import NotFound, ValidationError
-from ..extensions import db
+from ..extensions import ID_MAX, clamp_id, db
 from ..realtime import broadcast, render_fragment, resync_everyone
 from . import presence
 from .models import Member, Message, Room
@@ -22,9 +22,6 @@ BODY_MAX = 2000
 EDIT_WINDOW = timedelta(minutes=10)
 FLOOD_LIMIT, FLOOD_WINDOW = 10, 10.0
 TYPING_INTERVAL = 1.0
-# Ids are INTEGER columns (32-bit on PostgreSQL): a bound beyond them is clamped, because the
-# database refuses to compare with a number out of the column's range.
-ID_MAX = 2**31 - 1
 
 
 class SlowDown(ValidationError):
@@ -228,15 +225,15 @@ def latest_messages(room: Room, limit: int) -> list[Message]:
 
 def messages_before(room: Room, before_id: int, limit: int) -> list[Message]:
     """The ``limit`` messages just older than ``before_id``, oldest first."""
-    before_id = max(-ID_MAX, min(before_id, ID_MAX))
-    query = _visible(room).where(Message.id < before_id).order_by(Message.id.desc()).limit(limit)
+    query = (_visible(room).where(Message.id < clamp_id(before_id))
+             .order_by(Message.id.desc()).limit(limit))
     return list(reversed(list(db.session.scalars(query))))
 
 
 def messages_after(room: Room, after_id: int, limit: int) -> list[Message]:
     """Messages newer than ``after_id``, oldest first, at most ``limit``."""
-    after_id = max(-ID_MAX, min(after_id, ID_MAX))
-    query = _visible(room).where(Message.id > after_id).order_by(Message.id.asc()).limit(limit)
+    query = (_visible(room).where(Message.id > clamp_id(after_id))
+             .order_by(Message.id.asc()).limit(limit))
     return list(db.session.scalars(query))
 
 

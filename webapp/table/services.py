@@ -6,14 +6,11 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 
 from ..errors import NotFound, ValidationError
-from ..extensions import db
+from ..extensions import ID_MAX, clamp_id, db
 from ..realtime import broadcast, render_fragment
 from .models import Row, TableTotals
 
 LIMIT = 1_000_000_000
-# Ids are INTEGER columns (32-bit on PostgreSQL): a bound beyond them is clamped, because the
-# database refuses to compare with a number out of the column's range.
-ID_MAX = 2**31 - 1
 TOTALS_ID = 1
 MAX_INPUT_LENGTH = 32
 
@@ -104,15 +101,13 @@ def latest_rows(limit: int | None = None) -> list[Row]:
 
 def rows_before(before_id: int, limit: int) -> list[Row]:
     """Rows older than ``before_id``, newest first (paging back)."""
-    before_id = max(-ID_MAX, min(before_id, ID_MAX))
-    query = select(Row).where(Row.id < before_id).order_by(Row.id.desc()).limit(limit)
+    query = select(Row).where(Row.id < clamp_id(before_id)).order_by(Row.id.desc()).limit(limit)
     return list(db.session.scalars(query))
 
 
 def rows_after(after_id: int, limit: int) -> list[Row]:
     """Rows newer than ``after_id``, newest first; at most ``limit`` of the oldest such rows."""
-    after_id = max(-ID_MAX, min(after_id, ID_MAX))
-    query = select(Row).where(Row.id > after_id).order_by(Row.id.asc()).limit(limit)
+    query = select(Row).where(Row.id > clamp_id(after_id)).order_by(Row.id.asc()).limit(limit)
     return list(reversed(list(db.session.scalars(query))))
 
 
@@ -148,17 +143,15 @@ def delete_row(row_id: int) -> None:
     broadcast("table:row-deleted", {"id": row_id}, render_deleted(row_id, new_totals))
 
 
-def broadcast_row(row: Row, new_totals: Totals | None = None) -> None:
-    """Push an added row, with the totals it left (read now when not given), to every client."""
-    shown = totals() if new_totals is None else new_totals
-    html = render_fragment("table/_row_added.html", row=row, totals=shown)
+def broadcast_row(row: Row, new_totals: Totals) -> None:
+    """Push an added row, with the totals it left, to every client."""
+    html = render_fragment("table/_row_added.html", row=row, totals=new_totals)
     broadcast("table:row", row.to_dict(), html)
 
 
-def render_deleted(row_id: int, new_totals: Totals | None = None) -> str:
+def render_deleted(row_id: int, new_totals: Totals) -> str:
     """The out-of-band fragment that removes a row and refreshes the footer."""
-    shown = totals() if new_totals is None else new_totals
-    return render_fragment("table/_row_deleted.html", row_id=row_id, totals=shown)
+    return render_fragment("table/_row_deleted.html", row_id=row_id, totals=new_totals)
 
 
 def iter_rows(batch_size: int = 1000):
