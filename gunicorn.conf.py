@@ -16,7 +16,7 @@ from geventwebsocket.handler import WebSocketHandler
 from gunicorn.workers.ggevent import PyWSGIHandler
 
 QUEUE_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
-PRESENCE_SCHEMES = ("redis://", "rediss://", "unix://")  # as webapp/chat/presence.py
+PRESENCE_SCHEMES = ("redis://", "rediss://", "unix://")  # as webapp/config.py
 
 
 class AccessLoggingWebSocketHandler(PyWSGIHandler, WebSocketHandler):

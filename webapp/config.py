@@ -5,6 +5,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
+# URLs of a Redis server (TCP, TLS, or a local socket): presence, rate limits, health checks.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _secret_key() -> str | None:

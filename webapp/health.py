@@ -3,6 +3,7 @@
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
+from .config import REDIS_SCHEMES
 from .extensions import db, socketio
 from .relay import worker_id
 
@@ -22,7 +23,7 @@ def check_queue(url: str | None) -> str:
     if not url:
         return "off"
     try:
-        if url.startswith(("redis://", "rediss://", "unix://")):
+        if url.startswith(REDIS_SCHEMES):
             import redis
 
             from redis.backoff import NoBackoff

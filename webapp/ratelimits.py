@@ -24,9 +24,10 @@ from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES
 
+from .config import REDIS_SCHEMES
+
 log = logging.getLogger(__name__)
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # After the storage failed, count socket connections in memory this long before trying again
 # (a Redis that hangs would otherwise cost every connection its timeout).
 STORAGE_RETRY_SECONDS = 10.0

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
+from ..config import REDIS_SCHEMES
 from ..extensions import socketio
 
 log = logging.getLogger(__name__)
@@ -420,9 +421,6 @@ class RedisPresence(PresenceStore):
     def throttle(self, key: str, interval: float) -> bool:
         return bool(self.redis.set(self._key("throttle", key), "1", nx=True,
                                    px=max(1, int(interval * 1000))))
-
-
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def create_store(app) -> PresenceStore:
