@@ -114,9 +114,9 @@ def on_starting(server) -> None:
             "users would never go offline."
         )
     database = os.environ.get("DATABASE_URL", "")
-    if database.startswith("sqlite") and (":memory:" in database or database.rstrip("/") in (
-        "sqlite:", "sqlite+pysqlite:"
-    )):
+    if database.startswith("sqlite") and (
+        ":memory:" in database or database.rstrip("/") in ("sqlite:", "sqlite+pysqlite:")
+    ):
         _refuse("DATABASE_URL is an in-memory SQLite database: every worker would get its own.")
     if cfg.preload_app:
         _refuse(

@@ -41,9 +41,14 @@ def judge_pip(report: dict | None, error: str = "") -> Verdict:
     audited = [d for d in dependencies if "skip_reason" not in d]
     skipped = [d for d in dependencies if "skip_reason" in d]
     if dependencies and not audited:
-        return Verdict("pip-audit", "skip", [
-            f"the vulnerability service knew none of the {len(skipped)} packages, e.g. "
-            f"{skipped[0]['skip_reason']}"])
+        return Verdict(
+            "pip-audit",
+            "skip",
+            [
+                f"the vulnerability service knew none of the {len(skipped)} packages, e.g. "
+                f"{skipped[0]['skip_reason']}"
+            ],
+        )
     fixable, unfixable = [], []
     for dependency in audited:
         for vuln in dependency.get("vulns", []):
@@ -94,18 +99,36 @@ def run_pip_audit() -> Verdict:
     """Audit exactly the versions installed in the virtualenv (the pins and what they pull in)."""
     freeze = subprocess.run(
         [str(BIN / "python"), "-m", "pip", "freeze", "--local", "--exclude-editable"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    pins = [line for line in freeze.splitlines()
-            if "==" in line and line.split("==")[0].lower() not in TOOLING]
+    pins = [
+        line
+        for line in freeze.splitlines()
+        if "==" in line and line.split("==")[0].lower() not in TOOLING
+    ]
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as requirements:
         requirements.write("\n".join(pins) + "\n")
         requirements.flush()
         try:
             result = subprocess.run(
-                [str(BIN / "pip-audit"), "-r", requirements.name, "--no-deps", "--disable-pip",
-                 "-f", "json", "--progress-spinner", "off", "--timeout", "20"],
-                capture_output=True, text=True, timeout=600,
+                [
+                    str(BIN / "pip-audit"),
+                    "-r",
+                    requirements.name,
+                    "--no-deps",
+                    "--disable-pip",
+                    "-f",
+                    "json",
+                    "--progress-spinner",
+                    "off",
+                    "--timeout",
+                    "20",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
         except subprocess.TimeoutExpired:
             return judge_pip(None, "pip-audit timed out")
@@ -114,8 +137,9 @@ def run_pip_audit() -> Verdict:
 
 def run_npm_audit() -> Verdict:
     try:
-        result = subprocess.run(["npm", "audit", "--json"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=300)
+        result = subprocess.run(
+            ["npm", "audit", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return judge_npm(None, str(error))
     return judge_npm(_json(result.stdout), result.stderr)

@@ -96,8 +96,11 @@ def tcp_sockets() -> dict[int, tuple[int, int, str]]:
         for line in lines:
             fields = line.split()
             local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
-            found[inode] = (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16),
-                            state)
+            found[inode] = (
+                int(local.rsplit(":", 1)[1], 16),
+                int(remote.rsplit(":", 1)[1], 16),
+                state,
+            )
     return found
 
 
@@ -129,11 +132,16 @@ def open_fds(pid: int, server_port: int, sockets: dict) -> Counter:
 class Sampler(threading.Thread):
     """RSS, descriptors and CPU of each worker (and the master and generator) every few seconds."""
 
-    def __init__(self, workers: list[int], master: int, generator: int, every: float, t0: float,
-                 port: int):
+    def __init__(
+        self, workers: list[int], master: int, generator: int, every: float, t0: float, port: int
+    ):
         super().__init__(daemon=True)
         self.port = port
-        self.pids = {"master": master, "generator": generator, **{f"worker{i + 1}": p for i, p in enumerate(workers)}}
+        self.pids = {
+            "master": master,
+            "generator": generator,
+            **{f"worker{i + 1}": p for i, p in enumerate(workers)},
+        }
         self.workers = [f"worker{i + 1}" for i in range(len(workers))]
         self.every = every
         self.t0 = t0
@@ -142,8 +150,11 @@ class Sampler(threading.Thread):
         self.phase = "setup"
 
     def sample(self) -> dict:
-        point = {"t": round(time.monotonic() - self.t0, 2), "phase": self.phase,
-                 "load": [round(x, 2) for x in os.getloadavg()]}
+        point = {
+            "t": round(time.monotonic() - self.t0, 2),
+            "phase": self.phase,
+            "load": [round(x, 2) for x in os.getloadavg()],
+        }
         sockets = tcp_sockets()
         for name, pid in self.pids.items():
             try:
@@ -241,8 +252,12 @@ def server_errors(log_path: Path, upto: int | None = None) -> dict:
             tracebacks += 1
         if "WORKER TIMEOUT" in line or re.search(r"Worker \(pid:\d+\) (was sent|exited)", line):
             worker_trouble.append(line[:300])
-    return {"responses": dict(statuses), "five_hundreds": five_hundreds[:10],
-            "tracebacks": tracebacks, "worker_trouble": worker_trouble[:10]}
+    return {
+        "responses": dict(statuses),
+        "five_hundreds": five_hundreds[:10],
+        "tracebacks": tracebacks,
+        "worker_trouble": worker_trouble[:10],
+    }
 
 
 # ---------------------------------------------------------------- the run
@@ -300,16 +315,27 @@ def run(args) -> tuple[dict, list[str]]:
         progress(f"server {server.url} (workers {workers}), logs in {workdir}")
         before = sampler.sample()
 
-        setup = gen("setup", 600, clients=args.clients, chatShare=args.chat_share,
-                    users=args.users, rooms=args.rooms)
+        setup = gen(
+            "setup",
+            600,
+            clients=args.clients,
+            chatShare=args.chat_share,
+            users=args.users,
+            rooms=args.rooms,
+        )
         report["setup"] = setup
-        progress(f"setup: {setup['clients'] - setup['failed']}/{setup['clients']} clients "
-                 f"({setup['chat_tabs']} chat tabs of {setup['users']} users) in {setup['seconds']:.1f}s")
+        progress(
+            f"setup: {setup['clients'] - setup['failed']}/{setup['clients']} clients "
+            f"({setup['chat_tabs']} chat tabs of {setup['users']} users) in {setup['seconds']:.1f}s"
+        )
         if setup["failed"] or not setup["ready"]:
             raise SoakError(f"clients failed to connect: {setup['errors']}")
 
-        rates = {"rowsPerS": args.rows_per_s, "messagesPerS": args.messages_per_s,
-                 "reloadsPerS": args.reloads_per_s}
+        rates = {
+            "rowsPerS": args.rows_per_s,
+            "messagesPerS": args.messages_per_s,
+            "reloadsPerS": args.reloads_per_s,
+        }
         sampler.phase = "warmup"
         gen("start", 30, **rates)
         load_t0 = time.monotonic()
@@ -334,8 +360,9 @@ def run(args) -> tuple[dict, list[str]]:
         report["generator"] = gen("report", 60)
         rows, messages = database_contents(database_url)
         report["database"] = {"rows": len(rows), "messages": len(messages)}
-        report["deliveries"] = gen("verify", 600, rows=rows, messages=messages,
-                                   graceMs=args.grace * 1000)
+        report["deliveries"] = gen(
+            "verify", 600, rows=rows, messages=messages, graceMs=args.grace * 1000
+        )
         report["load_seconds"] = round(time.monotonic() - load_t0, 1)
         report["quiet_points"] = [warm, end]
         report["cpu_steady"] = {
@@ -361,8 +388,14 @@ def run(args) -> tuple[dict, list[str]]:
     return report, check(report, args, sampler.workers)
 
 
-def close_all(gen: Generator, sampler: Sampler, before: dict, redis_url: str, channel: str,
-              timeout: float = 30) -> dict:
+def close_all(
+    gen: Generator,
+    sampler: Sampler,
+    before: dict,
+    redis_url: str,
+    channel: str,
+    timeout: float = 30,
+) -> dict:
     """Close every client at once; wait until no worker holds a client connection and presence
     holds no entry."""
     import redis
@@ -378,11 +411,15 @@ def close_all(gen: Generator, sampler: Sampler, before: dict, redis_url: str, ch
         clients = {w: point[w]["fd_kinds"].get("client", 0) for w in sampler.workers}
         settled = not any(clients.values()) and entries == 0
         if settled or time.monotonic() > deadline:
-            return {"closed": closed, "presence_entries_left": entries,
-                    "client_connections_left": clients, "fds": fds,
-                    "fds_before_clients": {w: before[w]["fds"] for w in sampler.workers},
-                    "fd_kinds": {w: point[w]["fd_kinds"] for w in sampler.workers},
-                    "waited_s": round(timeout - (deadline - time.monotonic()), 1)}
+            return {
+                "closed": closed,
+                "presence_entries_left": entries,
+                "client_connections_left": clients,
+                "fds": fds,
+                "fds_before_clients": {w: before[w]["fds"] for w in sampler.workers},
+                "fd_kinds": {w: point[w]["fd_kinds"] for w in sampler.workers},
+                "waited_s": round(timeout - (deadline - time.monotonic()), 1),
+            }
 
 
 def watch(gen: Generator, seconds: float, label: str, every: float) -> None:
@@ -429,7 +466,9 @@ def check(report: dict, args, workers: list[str]) -> list[str]:
         if not d[kind]["expected"]:
             failed.append(f"no {kind} deliveries were expected: the run measured nothing")
     if g["acked_rows"] != report["database"]["rows"]:
-        failed.append(f"rows acknowledged {g['acked_rows']} != rows stored {report['database']['rows']}")
+        failed.append(
+            f"rows acknowledged {g['acked_rows']} != rows stored {report['database']['rows']}"
+        )
     if g["acked_messages"] != report["database"]["messages"]:
         failed.append(
             f"messages acknowledged {g['acked_messages']} != stored {report['database']['messages']}"
@@ -468,7 +507,9 @@ def check(report: dict, args, workers: list[str]) -> list[str]:
             "fd_growth": fd_growth,
         }
         if args.rss_growth_limit is not None and growth >= args.rss_growth_limit:
-            failed.append(f"{w} RSS grew {growth:.1%} after warm-up (limit {args.rss_growth_limit:.0%})")
+            failed.append(
+                f"{w} RSS grew {growth:.1%} after warm-up (limit {args.rss_growth_limit:.0%})"
+            )
         if fd_growth > args.fd_slack:
             failed.append(
                 f"{w} descriptors other than client sockets grew by {fd_growth} after warm-up "
@@ -481,11 +522,14 @@ def check(report: dict, args, workers: list[str]) -> list[str]:
         failed.append(f"a worker timed out or was replaced: {log['worker_trouble'][:2]}")
     closing = report["after_close"]
     if any(closing["client_connections_left"].values()):
-        failed.append(f"client connections still open 30 s after every client closed: "
-                      f"{closing['client_connections_left']}")
+        failed.append(
+            f"client connections still open 30 s after every client closed: "
+            f"{closing['client_connections_left']}"
+        )
     if closing["presence_entries_left"]:
-        failed.append(f"presence entries left after every client closed: "
-                      f"{closing['presence_entries_left']}")
+        failed.append(
+            f"presence entries left after every client closed: {closing['presence_entries_left']}"
+        )
     if log["tracebacks"]:
         failed.append(f"tracebacks in the server log: {log['tracebacks']}")
     if report["setup"]["failed"]:
@@ -562,30 +606,56 @@ def summary(report: dict, failed: list[str], workers: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--chat-share", type=float, default=0.5, help="share of clients that are chat tabs")
-    parser.add_argument("--users", type=int, default=100, help="chat accounts (their tabs share a cookie)")
+    parser.add_argument(
+        "--chat-share", type=float, default=0.5, help="share of clients that are chat tabs"
+    )
+    parser.add_argument(
+        "--users", type=int, default=100, help="chat accounts (their tabs share a cookie)"
+    )
     parser.add_argument("--rooms", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=600, help="seconds of load, warm-up included")
+    parser.add_argument(
+        "--duration", type=float, default=600, help="seconds of load, warm-up included"
+    )
     parser.add_argument("--warmup", type=float, default=120)
     parser.add_argument("--rows-per-s", type=float, default=3.0)
     parser.add_argument("--messages-per-s", type=float, default=3.0)
     parser.add_argument("--reloads-per-s", type=float, default=1.0, help="tabs reloaded per second")
-    parser.add_argument("--grace", type=float, default=10.0,
-                        help="a reloaded page is judged on what was added this long before it closed")
-    parser.add_argument("--rss-growth-limit", type=float, default=0.10,
-                        help="allowed RSS growth per worker after warm-up; negative: report only")
-    parser.add_argument("--fd-slack", type=int, default=20,
-                        help="allowed growth of open descriptors per worker after warm-up")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="a reloaded page is judged on what was added this long before it closed",
+    )
+    parser.add_argument(
+        "--rss-growth-limit",
+        type=float,
+        default=0.10,
+        help="allowed RSS growth per worker after warm-up; negative: report only",
+    )
+    parser.add_argument(
+        "--fd-slack",
+        type=int,
+        default=20,
+        help="allowed growth of open descriptors per worker after warm-up",
+    )
     parser.add_argument("--sample-every", type=float, default=5.0)
     parser.add_argument("--progress-every", type=float, default=30.0)
-    parser.add_argument("--settle", type=float, default=3.0,
-                        help="seconds between a quiet point and its sample")
-    parser.add_argument("--redis-url", default=os.environ.get("SOAK_REDIS_URL")
-                        or os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0")
-    parser.add_argument("--postgres-url", default=os.environ.get("SOAK_POSTGRES_URL")
-                        or os.environ.get("TEST_POSTGRES_URL")
-                        or "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="seconds between a quiet point and its sample"
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("SOAK_REDIS_URL")
+        or os.environ.get("TEST_REDIS_URL")
+        or "redis://127.0.0.1:6379/0",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("SOAK_POSTGRES_URL")
+        or os.environ.get("TEST_POSTGRES_URL")
+        or "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args(argv)
     if args.rss_growth_limit is not None and args.rss_growth_limit < 0:
@@ -593,7 +663,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup >= args.duration:
         parser.error("--warmup must be shorter than --duration")
     if not shutil.which("node") or not (ROOT / "node_modules" / "socket.io-client").is_dir():
-        print("soak: the load generator needs node and node_modules (make install)", file=sys.stderr)
+        print(
+            "soak: the load generator needs node and node_modules (make install)", file=sys.stderr
+        )
         return 2
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:

@@ -18,8 +18,14 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def make_config(database_url: str):
-    return type("Config", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": database_url,
-                                          "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url)})
+    return type(
+        "Config",
+        (TestConfig,),
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        },
+    )
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +50,9 @@ def reset_postgres(url: str) -> None:
     on the freshly migrated database) and restart the id sequences after them."""
     tables = db.metadata.sorted_tables
     if url not in _MIGRATED_ROWS:
-        _MIGRATED_ROWS[url] = {t.name: [dict(r) for r in db.session.execute(t.select()).mappings()]
-                               for t in tables}
+        _MIGRATED_ROWS[url] = {
+            t.name: [dict(r) for r in db.session.execute(t.select()).mappings()] for t in tables
+        }
     names = ", ".join(f'"{table.name}"' for table in tables)
     db.session.execute(db.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     for table in tables:
@@ -53,9 +60,12 @@ def reset_postgres(url: str) -> None:
         if rows:
             db.session.execute(table.insert(), rows)
             if "id" in table.c:
-                db.session.execute(db.text(
-                    f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
-                    f"(SELECT max(id) FROM \"{table.name}\"))"))
+                db.session.execute(
+                    db.text(
+                        f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+                        f'(SELECT max(id) FROM "{table.name}"))'
+                    )
+                )
     db.session.commit()
 
 
@@ -166,8 +176,9 @@ class Account:
         self.username = username
         self.client = app.test_client()
         self.browser = Browser(self.client)
-        response = self.browser.post("/register", {"username": username, "password": password},
-                                     htmx=False)
+        response = self.browser.post(
+            "/register", {"username": username, "password": password}, htmx=False
+        )
         assert response.status_code == 303, response.get_data(as_text=True)
         self.browser._token = None  # login starts a fresh session, with a new CSRF token
         self.sockets = []

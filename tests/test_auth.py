@@ -71,18 +71,29 @@ def test_login_with_any_case_of_the_name(app, browser):
 def test_wrong_password_and_unknown_user_get_the_same_answer(app, browser):
     Account(app, "alice")
     wrong = browser.post("/login", {"username": "alice", "password": "wrong password"}, htmx=False)
-    unknown = browser.post("/login", {"username": "nobody", "password": "wrong password"}, htmx=False)
+    unknown = browser.post(
+        "/login", {"username": "nobody", "password": "wrong password"}, htmx=False
+    )
     assert wrong.status_code == unknown.status_code == 422
     assert wrong.get_data(as_text=True) == unknown.get_data(as_text=True).replace("nobody", "alice")
     assert "Wrong username or password." in wrong.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("form", [{}, {"username": "alice"}, {"password": PASSWORD},
-                                  {"username": "a" * 5000, "password": PASSWORD}])
+@pytest.mark.parametrize(
+    "form",
+    [
+        {},
+        {"username": "alice"},
+        {"password": PASSWORD},
+        {"username": "a" * 5000, "password": PASSWORD},
+    ],
+)
 def test_login_with_missing_fields_is_refused(app, browser, form):
     Account(app, "alice")
     response = browser.post("/login", form, htmx=False)
-    assert response.status_code == 422 and "Wrong username or password." in response.get_data(as_text=True)
+    assert response.status_code == 422 and "Wrong username or password." in response.get_data(
+        as_text=True
+    )
 
 
 def test_login_starts_a_fresh_session(app, client, browser):
@@ -103,18 +114,30 @@ def test_pages_that_need_a_login_redirect_there_and_back(app, client, browser):
     assert response.status_code == 302
     assert response.headers["Location"] == "/login?next=/chat/general"
     Account(app, "alice")
-    response = browser.post("/login?next=/chat/general",
-                            {"username": "alice", "password": PASSWORD, "next": "/chat/general"},
-                            htmx=False)
+    response = browser.post(
+        "/login?next=/chat/general",
+        {"username": "alice", "password": PASSWORD, "next": "/chat/general"},
+        htmx=False,
+    )
     assert response.headers["Location"] == "/chat/general"
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example",
-                                    "javascript:alert(1)", "http:/evil", "/ok\r\nSet-Cookie: x=1"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "http:/evil",
+        "/ok\r\nSet-Cookie: x=1",
+    ],
+)
 def test_next_must_be_a_path_on_this_site(app, browser, target):
     Account(app, "alice")
-    response = browser.post("/login", {"username": "alice", "password": PASSWORD, "next": target},
-                            htmx=False)
+    response = browser.post(
+        "/login", {"username": "alice", "password": PASSWORD, "next": target}, htmx=False
+    )
     assert response.status_code == 303 and response.headers["Location"] == "/chat"
 
 

@@ -19,8 +19,9 @@ def second_login(app, username: str) -> Account:
     other.app, other.username, other.sockets = app, username, []
     other.client = app.test_client()
     other.browser = Browser(other.client)
-    response = other.browser.post("/login", {"username": username, "password": PASSWORD},
-                                  htmx=False)
+    response = other.browser.post(
+        "/login", {"username": username, "password": PASSWORD}, htmx=False
+    )
     assert response.status_code == 303
     other.browser._token = None
     return other
@@ -56,9 +57,11 @@ def test_a_socket_left_open_acts_as_no_one_after_a_logout_elsewhere(app):
         db.session.execute(update(User).values(session_epoch=User.session_epoch + 1))
         db.session.commit()
     assert sock.is_connected()
-    for event, data in [("chat:send", {"room": "general", "body": "as alice?"}),
-                        ("chat:join", {"room": "general"}),
-                        ("presence:set", {"status": "away"})]:
+    for event, data in [
+        ("chat:send", {"room": "general", "body": "as alice?"}),
+        ("chat:join", {"room": "general"}),
+        ("presence:set", {"status": "away"}),
+    ]:
         assert sock.emit(event, data, callback=True) == {"ok": False, "error": LOGIN_NEEDED}
     assert alice.client.get("/chat").status_code == 302
 
@@ -68,8 +71,9 @@ def test_logging_in_again_after_a_logout_works_and_other_browsers_stay_out(app):
     phone = second_login(app, "alice")
     laptop.browser.post("/logout", htmx=False)
     laptop.browser._token = None
-    response = laptop.browser.post("/login", {"username": "alice", "password": PASSWORD},
-                                   htmx=False)
+    response = laptop.browser.post(
+        "/login", {"username": "alice", "password": PASSWORD}, htmx=False
+    )
     assert response.status_code == 303
     assert laptop.client.get("/chat").status_code == 200
     assert phone.client.get("/chat").status_code == 302
@@ -100,18 +104,23 @@ def test_migration_0004_upgrades_a_database_with_users_and_downgrades(empty_data
     with app.app_context():
         flask_migrate.upgrade(revision="0003")
         with db.engine.connect() as connection:
-            connection.execute(text(
-                "INSERT INTO users (username, username_key, password_hash, created_at) "
-                "VALUES ('alice', 'alice', 'x', CURRENT_TIMESTAMP)"))
+            connection.execute(
+                text(
+                    "INSERT INTO users (username, username_key, password_hash, created_at) "
+                    "VALUES ('alice', 'alice', 'x', CURRENT_TIMESTAMP)"
+                )
+            )
             connection.commit()
         flask_migrate.upgrade()
         with db.engine.connect() as connection:
             assert connection.execute(text("SELECT username, session_epoch FROM users")).all() == [
-                ("alice", 0)]
+                ("alice", 0)
+            ]
         flask_migrate.downgrade(revision="0003")
         with db.engine.connect() as connection:
             assert connection.execute(text("SELECT username FROM users")).scalars().all() == [
-                "alice"]
+                "alice"
+            ]
         flask_migrate.upgrade()
         db.session.remove()
         db.engine.dispose()

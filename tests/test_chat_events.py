@@ -35,7 +35,10 @@ def test_join_answers_the_last_id_and_members(pair, accounts):
     a.emit("chat:send", {"room": "general", "body": "hi"}, callback=True)
     ack = b.emit("chat:join", {"room": "GENERAL"}, callback=True)
     assert ack["ok"] and ack["last_id"] == 1 and ack["room"] == "general"
-    assert ack["members"] == [{"user": "alice", "status": "online"}, {"user": "bob", "status": "online"}]
+    assert ack["members"] == [
+        {"user": "alice", "status": "online"},
+        {"user": "bob", "status": "online"},
+    ]
 
 
 def test_messages_reach_everyone_in_the_room_once(pair):
@@ -93,7 +96,10 @@ def test_typing_reaches_the_room(pair):
 
 def test_presence_online_away_offline(pair, accounts):
     a, b = pair
-    assert a.emit("presence:set", {"status": "away"}, callback=True) == {"ok": True, "status": "away"}
+    assert a.emit("presence:set", {"status": "away"}, callback=True) == {
+        "ok": True,
+        "status": "away",
+    }
     [change] = events(b, "chat:presence")
     assert change["user"] == "alice" and change["status"] == "away"
     assert 'id="member-1"' in change["html"] and 'data-status="away"' in change["html"]
@@ -104,8 +110,6 @@ def test_presence_online_away_offline(pair, accounts):
     assert (change["user"], change["status"]) == ("alice", "offline")
 
 
-
-
 def test_edit_and_delete_own_message(app, pair):
     a, b = pair
     message_id = a.emit("chat:send", {"room": "general", "body": "helo"}, callback=True)["id"]
@@ -114,9 +118,14 @@ def test_edit_and_delete_own_message(app, pair):
     [edited] = events(b, "chat:message-edited")
     assert edited["body"] == "hello" and edited["id"] == message_id and edited["edited_at"]
     assert b.emit("chat:edit", {"id": message_id, "body": "mine now"}, callback=True) == {
-        "ok": False, "error": "You can only change your own messages."}
+        "ok": False,
+        "error": "You can only change your own messages.",
+    }
     assert b.emit("chat:delete", {"id": message_id}, callback=True)["ok"] is False
-    assert a.emit("chat:delete", {"id": message_id}, callback=True) == {"ok": True, "id": message_id}
+    assert a.emit("chat:delete", {"id": message_id}, callback=True) == {
+        "ok": True,
+        "id": message_id,
+    }
     [deleted] = events(b, "chat:message-deleted")
     assert deleted["id"] == message_id and 'hx-swap-oob="delete"' in deleted["html"]
 
@@ -142,8 +151,15 @@ def test_flood_control(app, pair):
     assert count_messages(app) == 10
 
 
-CHAT_EVENTS = ["chat:join", "chat:leave", "chat:send", "chat:edit", "chat:delete", "chat:typing",
-               "presence:set"]
+CHAT_EVENTS = [
+    "chat:join",
+    "chat:leave",
+    "chat:send",
+    "chat:edit",
+    "chat:delete",
+    "chat:typing",
+    "presence:set",
+]
 
 
 @pytest.mark.parametrize("event", CHAT_EVENTS)
@@ -204,9 +220,10 @@ def test_malformed_data_is_refused_and_changes_nothing(app, pair):
 
 def test_extra_arguments_are_refused(pair):
     a, _ = pair
-    assert a.emit("chat:send", {"room": "general", "body": "x"}, "extra", callback=True)["ok"] is False
+    assert (
+        a.emit("chat:send", {"room": "general", "body": "x"}, "extra", callback=True)["ok"] is False
+    )
     assert a.emit("chat:send", callback=True)["ok"] is False
-
 
 
 def test_away_only_when_every_tab_is_away(accounts):

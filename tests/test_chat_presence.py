@@ -188,8 +188,11 @@ def test_users_of_a_dead_worker_go_offline_for_everyone(app, accounts):
 
 
 def test_presence_url_that_is_not_redis_stops_the_app():
-    config = {"PRESENCE_URL": "amqp://guest:guest@127.0.0.1//", "MESSAGE_QUEUE_URL": None,
-              "SOCKETIO_CHANNEL": "chan"}
+    config = {
+        "PRESENCE_URL": "amqp://guest:guest@127.0.0.1//",
+        "MESSAGE_QUEUE_URL": None,
+        "SOCKETIO_CHANNEL": "chan",
+    }
     with pytest.raises(RuntimeError, match="PRESENCE_URL must be a redis:// URL"):
         presence.create_store(type("App", (), {"config": config})())
 

@@ -28,10 +28,11 @@ def post(account, body, room="general", **kwargs):
 
 
 def test_chat_pages_need_a_login(client):
-    for path in ("/chat", "/chat/general", "/chat/general/messages",
-                 "/chat/general/members"):
+    for path in ("/chat", "/chat/general", "/chat/general/messages", "/chat/general/members"):
         response = client.get(path)
-        assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=/chat")
+        assert response.status_code == 302 and response.headers["Location"].startswith(
+            "/login?next=/chat"
+        )
 
 
 def test_room_list_shows_general_with_unread_counts(accounts, alice):
@@ -57,7 +58,7 @@ def test_room_page_shows_latest_messages_oldest_first_with_members(app, accounts
     assert "Load older" in page and "before=3" in page
     assert 'data-user="alice" data-status="offline"' in page  # no socket open yet
     assert 'data-user="bob"' in page
-    assert '<body hx-headers=' in page and 'data-user="alice" hx-history="false"' in page
+    assert "<body hx-headers=" in page and 'data-user="alice" hx-history="false"' in page
 
 
 def test_messages_after_is_an_oob_fragment_in_display_order(accounts, alice):
@@ -106,8 +107,12 @@ def test_post_message_over_http(app, alice):
     [event] = [e for e in watcher.get_received() if e["name"] == "chat:message"]
     assert event["args"][0]["body"] == "<b>bold</b>\nsecond line"
     assert "&lt;b&gt;bold&lt;/b&gt;\nsecond line" in event["args"][0]["html"]
-    json = alice.browser.post("/chat/general/messages", {"body": "api"}, htmx=False,
-                              headers={"Accept": "application/json"})
+    json = alice.browser.post(
+        "/chat/general/messages",
+        {"body": "api"},
+        htmx=False,
+        headers={"Accept": "application/json"},
+    )
     assert json.status_code == 201 and json.get_json() == {"ok": True, "id": 2}
     plain = alice.browser.post("/chat/general/messages", {"body": "form"}, htmx=False)
     assert plain.status_code == 303 and plain.headers["Location"] == "/chat/general"
@@ -115,9 +120,14 @@ def test_post_message_over_http(app, alice):
 
 @pytest.mark.parametrize(
     "form, message",
-    [({}, "must be text"), ({"body": ""}, "empty"), ({"body": "  \n "}, "empty"),
-     ({"body": "x" * 2001}, "too long"), ({"body": "nul\x00"}, "cannot be shown"),
-     ({"body": "hi", "client_id": "nope"}, "client_id")],
+    [
+        ({}, "must be text"),
+        ({"body": ""}, "empty"),
+        ({"body": "  \n "}, "empty"),
+        ({"body": "x" * 2001}, "too long"),
+        ({"body": "nul\x00"}, "cannot be shown"),
+        ({"body": "hi", "client_id": "nope"}, "client_id"),
+    ],
 )
 def test_bad_message_is_422_and_stores_nothing(app, alice, form, message):
     watcher = alice.socket()
@@ -148,15 +158,25 @@ def test_post_message_without_csrf_is_400(app, alice):
 
 def test_create_room(app, alice):
     response = alice.browser.post("/chat/rooms", {"name": "design"})
-    assert response.status_code == 201 and '"path": "/chat/design"' in response.headers["HX-Location"]
+    assert (
+        response.status_code == 201 and '"path": "/chat/design"' in response.headers["HX-Location"]
+    )
     plain = alice.browser.post("/chat/rooms", {"name": "ops"}, htmx=False)
     assert plain.status_code == 303 and plain.headers["Location"] == "/chat/ops"
     assert "# design" in alice.client.get("/chat/design").get_data(as_text=True)
     assert count(app, Room) == 3
 
 
-@pytest.mark.parametrize("name, message", [("", "required"), ("ab", "3 to 32"), ("a b c", "3 to 32"),
-                                           ("<img src=x>", "3 to 32"), ("GENERAL", "already exists")])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("", "required"),
+        ("ab", "3 to 32"),
+        ("a b c", "3 to 32"),
+        ("<img src=x>", "3 to 32"),
+        ("GENERAL", "already exists"),
+    ],
+)
 def test_bad_room_name_is_422(app, alice, name, message):
     response = alice.browser.post("/chat/rooms", {"name": name})
     assert response.status_code == 422
@@ -166,7 +186,9 @@ def test_bad_room_name_is_422(app, alice, name, message):
 
 
 def test_html_in_a_message_is_shown_as_text(alice):
-    post(alice, '<script>alert("x")</script> <img src=x onerror=alert(1)> https://ok.example/?q=<b>')
+    post(
+        alice, '<script>alert("x")</script> <img src=x onerror=alert(1)> https://ok.example/?q=<b>'
+    )
     page = alice.client.get("/chat/general").get_data(as_text=True)
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
@@ -175,7 +197,11 @@ def test_html_in_a_message_is_shown_as_text(alice):
 
 def test_navbar_shows_chat_and_login_links(client, alice):
     anonymous = client.get("/").get_data(as_text=True)
-    assert 'href="/chat"' in anonymous and 'href="/login"' in anonymous and 'href="/register"' in anonymous
+    assert (
+        'href="/chat"' in anonymous
+        and 'href="/login"' in anonymous
+        and 'href="/register"' in anonymous
+    )
     page = alice.client.get("/").get_data(as_text=True)
     assert 'data-role="nav-user">alice<' in page and 'action="/logout"' in page
 
@@ -184,20 +210,31 @@ def test_members_answer_every_members_status_for_the_live_list(accounts, alice):
     bob = accounts("bob")
     bob.client.get("/chat/general")  # bob becomes a member; no tab open: offline
     page = alice.client.get("/chat/general").get_data(as_text=True)
-    assert re.search(r'<ul id="members"[^>]*data-live-list[^>]*'
-                     r'data-catchup-url="/chat/general/members"', page)
+    assert re.search(
+        r'<ul id="members"[^>]*data-live-list[^>]*'
+        r'data-catchup-url="/chat/general/members"',
+        page,
+    )
     sock = alice.socket()  # alice's tab connects: online
-    fragment = alice.client.get("/chat/general/members?after=0",
-                                headers={"HX-Request": "true"}).get_data(as_text=True)
+    fragment = alice.client.get(
+        "/chat/general/members?after=0", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     # Each member is added to a list that lacks them, then set: as a chat:presence event does.
     for user, status in (("alice", "online"), ("bob", "offline")):
-        assert re.search(rf'<ul hx-swap-oob="beforeend:#members">\s*<li id="member-\d+" '
-                         rf'class="chat-member" data-user="{user}" data-status="{status}"',
-                         fragment)
-        assert re.search(rf'<li id="member-\d+" class="chat-member" data-user="{user}" '
-                         rf'data-status="{status}" hx-swap-oob="true">', fragment)
+        assert re.search(
+            rf'<ul hx-swap-oob="beforeend:#members">\s*<li id="member-\d+" '
+            rf'class="chat-member" data-user="{user}" data-status="{status}"',
+            fragment,
+        )
+        assert re.search(
+            rf'<li id="member-\d+" class="chat-member" data-user="{user}" '
+            rf'data-status="{status}" hx-swap-oob="true">',
+            fragment,
+        )
     answer = alice.client.get("/chat/general/members", headers={"Accept": "application/json"})
-    assert answer.get_json() == {"ok": True, "members": [{"user": "alice", "status": "online"},
-                                                         {"user": "bob", "status": "offline"}]}
+    assert answer.get_json() == {
+        "ok": True,
+        "members": [{"user": "alice", "status": "online"}, {"user": "bob", "status": "offline"}],
+    }
     sock.disconnect()
     assert alice.client.get("/chat/nowhere/members").status_code == 404

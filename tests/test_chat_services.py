@@ -20,8 +20,11 @@ def count_messages(app) -> int:
 def sent(monkeypatch):
     """What the services broadcast: (event, data, html, to)."""
     events = []
-    monkeypatch.setattr(services, "broadcast",
-                        lambda event, data, html, to=None: events.append((event, data, html, to)))
+    monkeypatch.setattr(
+        services,
+        "broadcast",
+        lambda event, data, html, to=None: events.append((event, data, html, to)),
+    )
     return events
 
 
@@ -54,9 +57,16 @@ def test_general_exists_from_the_migration_and_is_recreated_on_demand(app):
 
 @pytest.mark.parametrize(
     "body, message",
-    [(None, "must be text"), (5, "must be text"), (["x"], "must be text"), ("", "empty"),
-     ("   \n\t ", "empty"), ("x" * 2001, "too long"), ("a\x00b", "cannot be shown"),
-     ("\ud800", "cannot be shown")],
+    [
+        (None, "must be text"),
+        (5, "must be text"),
+        (["x"], "must be text"),
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("x" * 2001, "too long"),
+        ("a\x00b", "cannot be shown"),
+        ("\ud800", "cannot be shown"),
+    ],
 )
 def test_check_body_rejects(body, message):
     with pytest.raises(ValidationError, match=message):
@@ -164,7 +174,9 @@ def test_edit_own_message_within_ten_minutes(app, accounts, alice, sent):
 def test_delete_own_message(app, alice, sent):
     with app.app_context():
         room = services.find_room("general")
-        message, _ = services.post_message(user(alice), room, "oops", "0a6e0b52-3d1c-4f55-8b7a-111111111111")
+        message, _ = services.post_message(
+            user(alice), room, "oops", "0a6e0b52-3d1c-4f55-8b7a-111111111111"
+        )
         services.delete_message(user(alice), message.id)
         assert services.latest_messages(room, 50) == []
         with pytest.raises(NotFound):
@@ -172,7 +184,9 @@ def test_delete_own_message(app, alice, sent):
         with pytest.raises(NotFound):
             services.edit_message(user(alice), message.id, "back")
         # A late resend of the deleted message is still recognised, not stored again.
-        again, created = services.post_message(user(alice), room, "oops", "0a6e0b52-3d1c-4f55-8b7a-111111111111")
+        again, created = services.post_message(
+            user(alice), room, "oops", "0a6e0b52-3d1c-4f55-8b7a-111111111111"
+        )
         assert again.id == message.id and not created
     event, data, html, to = sent[-1]
     assert event == "chat:message-deleted" and data == {"id": message.id, "room": "general"}
@@ -208,8 +222,16 @@ def test_rooms_unread_counts(app, accounts, alice, sent):
         assert {r.name: n for r, n in services.rooms_with_unread(user(alice))}["general"] == 0
 
 
-@pytest.mark.parametrize("name, message", [("General", "already exists"), ("ab", "3 to 32"),
-                                           ("a/b", "3 to 32"), (None, "room name"), ("", "required")])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("General", "already exists"),
+        ("ab", "3 to 32"),
+        ("a/b", "3 to 32"),
+        (None, "room name"),
+        ("", "required"),
+    ],
+)
 def test_create_room_rejects(app, name, message):
     with app.app_context(), pytest.raises(ValidationError, match=message):
         services.create_room(name)
@@ -231,13 +253,17 @@ def test_typing_is_throttled_to_once_a_second(app, alice, sent):
     "text, expected",
     [
         ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
-        ("see https://example.com/a?b=1&c=2.",
-         'see <a href="https://example.com/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" '
-         'target="_blank">https://example.com/a?b=1&amp;c=2</a>.'),
+        (
+            "see https://example.com/a?b=1&c=2.",
+            'see <a href="https://example.com/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" '
+            'target="_blank">https://example.com/a?b=1&amp;c=2</a>.',
+        ),
         ("javascript:alert(1)", "javascript:alert(1)"),
-        ('https://x.org/"onmouseover="alert(1)',
-         '<a href="https://x.org/" rel="noopener noreferrer nofollow" target="_blank">'
-         'https://x.org/</a>&#34;onmouseover=&#34;alert(1)'),
+        (
+            'https://x.org/"onmouseover="alert(1)',
+            '<a href="https://x.org/" rel="noopener noreferrer nofollow" target="_blank">'
+            "https://x.org/</a>&#34;onmouseover=&#34;alert(1)",
+        ),
         ("http://", "http://"),
         ("data:text/html,<b>", "data:text/html,&lt;b&gt;"),
     ],

@@ -67,8 +67,12 @@ TOKENS = ["missing", "wrong", "other session's", "empty"]
 def test_mutating_route_refuses_a_bad_csrf_token(app, alice, path, method, token):
     url, form = concrete(path), FORMS.get(path, {})
     real = alice.browser.token
-    sent = {"missing": None, "wrong": real[:-4] + "abcd", "empty": "",
-            "other session's": other_sessions_token(app)}[token]
+    sent = {
+        "missing": None,
+        "wrong": real[:-4] + "abcd",
+        "empty": "",
+        "other session's": other_sessions_token(app),
+    }[token]
     before = state(app)
     for where in ("header", "form"):
         headers = {"X-CSRFToken": sent} if where == "header" and sent is not None else {}
@@ -84,8 +88,10 @@ def test_mutating_route_refuses_a_bad_csrf_token(app, alice, path, method, token
     assert response.status_code < 400, response.get_data(as_text=True)[:500]
 
 
-@pytest.mark.parametrize(("headers", "kind"), [({"HX-Request": "true"}, "fragment"),
-                                               ({"Accept": "application/json"}, "json")])
+@pytest.mark.parametrize(
+    ("headers", "kind"),
+    [({"HX-Request": "true"}, "fragment"), ({"Accept": "application/json"}, "json")],
+)
 def test_the_refusal_is_readable_for_htmx_and_json(alice, headers, kind):
     response = alice.client.post("/table/rows", data={"a": "1", "b": "2"}, headers=headers)
     assert response.status_code == 400

@@ -29,8 +29,12 @@ def test_chat_works_without_its_presence_store(app_without_presence):
     assert 'data-user="alice" data-status="unknown"' in page.get_data(as_text=True)
     members = alice.client.get("/chat/general/members", headers={"Accept": "application/json"})
     assert members.get_json()["members"] == [{"user": "alice", "status": "unknown"}]
-    sent = alice.browser.post("/chat/general/messages", {"body": "still here"}, htmx=False,
-                              headers={"Accept": "application/json"})
+    sent = alice.browser.post(
+        "/chat/general/messages",
+        {"body": "still here"},
+        htmx=False,
+        headers={"Accept": "application/json"},
+    )
     assert sent.status_code == 201, sent.get_data(as_text=True)
     sock = alice.socket()
     assert sock.is_connected()
@@ -38,8 +42,9 @@ def test_chat_works_without_its_presence_store(app_without_presence):
     assert joined["ok"], joined
     ack = sock.emit("chat:send", {"room": "general", "body": "over the socket"}, callback=True)
     assert ack["ok"], ack
-    history = alice.client.get("/chat/general/messages?after=0",
-                               headers={"Accept": "application/json"}).get_json()["messages"]
+    history = alice.client.get(
+        "/chat/general/messages?after=0", headers={"Accept": "application/json"}
+    ).get_json()["messages"]
     assert [m["body"] for m in history] == ["still here", "over the socket"]
     sock.disconnect()
 
@@ -50,13 +55,17 @@ def app_without_database():
     return create_app(make_config(url))
 
 
-@pytest.mark.parametrize("headers, kind", [
-    ({}, "text/html"),
-    ({"HX-Request": "true"}, "text/html"),
-    ({"Accept": "application/json"}, "application/json"),
-])
-def test_a_refused_database_answers_503_with_a_readable_message(app_without_database, headers,
-                                                                 kind):
+@pytest.mark.parametrize(
+    "headers, kind",
+    [
+        ({}, "text/html"),
+        ({"HX-Request": "true"}, "text/html"),
+        ({"Accept": "application/json"}, "application/json"),
+    ],
+)
+def test_a_refused_database_answers_503_with_a_readable_message(
+    app_without_database, headers, kind
+):
     client = app_without_database.test_client()
     for path in ("/", "/table/rows?after=0"):
         response = client.get(path, headers=headers)
@@ -98,15 +107,18 @@ def test_socket_events_answer_when_the_user_cannot_be_loaded(app, accounts, monk
         raise PoolTimeout("QueuePool limit reached")
 
     monkeypatch.setattr(login.login_manager, "_user_callback", pool_is_full)
-    for event, data in [("chat:send", {"room": "general", "body": "lost?"}),
-                        ("chat:join", {"room": "general"}),
-                        ("presence:set", {"status": "away"})]:
+    for event, data in [
+        ("chat:send", {"room": "general", "body": "lost?"}),
+        ("chat:join", {"room": "general"}),
+        ("presence:set", {"status": "away"}),
+    ]:
         ack = sock.emit(event, data, callback=True)
         assert ack == {"ok": False, "retry": True, "error": ack["error"]}, ack
         assert "Try again" in ack["error"]
     monkeypatch.undo()
-    history = alice.client.get("/chat/general/messages?after=0",
-                               headers={"Accept": "application/json"}).get_json()["messages"]
+    history = alice.client.get(
+        "/chat/general/messages?after=0", headers={"Accept": "application/json"}
+    ).get_json()["messages"]
     assert history == []
     sock.disconnect()
 

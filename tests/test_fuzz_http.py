@@ -51,8 +51,9 @@ def check_response(response, method: str) -> None:
 
 
 @pytest.mark.parametrize("logged_in", [False, True], ids=["anonymous", "logged-in"])
-@pytest.mark.parametrize(("path", "endpoint", "method"), ROUTES,
-                         ids=[f"{m} {p}" for p, _e, m in ROUTES])
+@pytest.mark.parametrize(
+    ("path", "endpoint", "method"), ROUTES, ids=[f"{m} {p}" for p, _e, m in ROUTES]
+)
 def test_route_survives_hostile_input(app, path, endpoint, method, logged_in):
     seed(app)
     rule = find_rule(app, path, endpoint)
@@ -75,8 +76,7 @@ def test_route_survives_hostile_input(app, path, endpoint, method, logged_in):
         if response.status_code >= 400:
             check_changes(before, after, {}, f"refused {method} {path}")
         else:
-            check_changes(before, after, http_effects(endpoint, method),
-                          f"{method} {path}")
+            check_changes(before, after, http_effects(endpoint, method), f"{method} {path}")
         session.check(response)
         # The app still answers a normal request.
         assert session.client.get("/healthz").status_code == 200
@@ -105,9 +105,11 @@ def test_message_ids_beyond_64_bits_are_absent_messages(accounts):
     alice = accounts("alice")
     assert alice.browser.post("/chat/general/messages", {"body": "hi"}).status_code == 201
     for query in (f"after={2**31}", f"before={2**31}", f"after={2**63}", f"after={-(2**70)}"):
-        response = alice.client.get(f"/chat/general/messages?{query}", headers={
-            "Accept": "application/json"})
+        response = alice.client.get(
+            f"/chat/general/messages?{query}", headers={"Accept": "application/json"}
+        )
         assert response.status_code == 200, query
-    page = alice.client.get(f"/chat/general/messages?before={2**64}",
-                            headers={"Accept": "application/json"}).get_json()
+    page = alice.client.get(
+        f"/chat/general/messages?before={2**64}", headers={"Accept": "application/json"}
+    ).get_json()
     assert [m["body"] for m in page["messages"]] == ["hi"]

@@ -73,13 +73,19 @@ def test_event_survives_hostile_input(app, event, logged_in):
             assert not errors.take(), "error logged"
         with app.app_context():
             after = snapshot()
-        check_changes(before, after, SOCKET_EFFECTS.get(event, {}) if ack["ok"] else {},
-                      f"{event} ({'ok' if ack['ok'] else 'refused'})")
+        check_changes(
+            before,
+            after,
+            SOCKET_EFFECTS.get(event, {}) if ack["ok"] else {},
+            f"{event} ({'ok' if ack['ok'] else 'refused'})",
+        )
         assert sock.is_connected(), f"{event} closed the socket"
         sock.get_received()  # what it broadcast: not needed, and must not pile up
         # The app still answers a normal call.
-        assert sock.emit("table:catchup", {"after": 10**9}, callback=True) == {"ok": True,
-                                                                               "rows": []}
+        assert sock.emit("table:catchup", {"after": 10**9}, callback=True) == {
+            "ok": True,
+            "rows": [],
+        }
         known["state"] = after
         count_case("socket", "ok" if ack["ok"] else "refused")
 
@@ -164,8 +170,10 @@ def test_catchup_and_worker_answer_any_number_of_arguments(socket_client):
         assert sock.emit("table:catchup", *args, callback=True)["ok"] is False
         assert sock.emit("server:worker", *args, callback=True)["ok"] is True
     for after in (2**31, 2**63):
-        assert sock.emit("table:catchup", {"after": after}, callback=True) == {"ok": True,
-                                                                               "rows": []}
+        assert sock.emit("table:catchup", {"after": after}, callback=True) == {
+            "ok": True,
+            "rows": [],
+        }
 
 
 def test_every_app_of_a_process_handles_every_event():
@@ -182,6 +190,11 @@ app = create_app(TestConfig)
 assert set(socketio.server.handlers["/"]) == first, set(socketio.server.handlers["/"]) ^ first
 print(socketio.test_client(app).emit("server:worker", callback=True)["ok"])
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+    )
     assert result.stdout.strip().endswith("True"), result.stderr[-2000:]

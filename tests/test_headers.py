@@ -3,8 +3,12 @@ Referrer-Policy: pages, fragments, JSON, redirects, error pages, static files, C
 
 import pytest
 
-STRICT_REFERRER_POLICIES = {"no-referrer", "same-origin", "strict-origin",
-                            "strict-origin-when-cross-origin"}
+STRICT_REFERRER_POLICIES = {
+    "no-referrer",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+}
 
 
 def directives(policy: str) -> dict[str, list[str]]:
@@ -49,8 +53,15 @@ RESPONSES = [
     ("404 page", "GET", "/no/such/page", None, {}, False, 404),
     ("404 fragment", "DELETE", "/table/rows/999", None, HTMX, False, 404),
     ("405 page", "GET", "/logout", None, {}, False, 405),
-    ("400 page (no CSRF token)", "POST", "/table/rows", {"a": "1", "b": "2"}, "no-token",
-     False, 400),
+    (
+        "400 page (no CSRF token)",
+        "POST",
+        "/table/rows",
+        {"a": "1", "b": "2"},
+        "no-token",
+        False,
+        400,
+    ),
     ("400 bad query", "GET", "/table/rows?after=x", None, {}, False, 400),
     ("422 page", "POST", "/table/rows", {"a": "x", "b": "2"}, {}, False, 422),
     ("422 fragment", "POST", "/table/rows", {"a": "x", "b": "2"}, HTMX, False, 422),
@@ -65,8 +76,11 @@ RESPONSES = [
 ]
 
 
-@pytest.mark.parametrize(("what", "method", "path", "form", "headers", "logged_in", "status"),
-                         RESPONSES, ids=[r[0] for r in RESPONSES])
+@pytest.mark.parametrize(
+    ("what", "method", "path", "form", "headers", "logged_in", "status"),
+    RESPONSES,
+    ids=[r[0] for r in RESPONSES],
+)
 def test_every_kind_of_response_carries_the_security_headers(
     app, client, browser, accounts, what, method, path, form, headers, logged_in, status
 ):
@@ -83,9 +97,14 @@ def test_every_kind_of_response_carries_the_security_headers(
 def test_the_check_catches_a_weak_policy():
     from werkzeug.wrappers import Response
 
-    weak = Response(headers={"Content-Security-Policy": "default-src 'self'; script-src 'self' "
-                             "'unsafe-inline'; frame-ancestors 'none'",
-                             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
+    weak = Response(
+        headers={
+            "Content-Security-Policy": "default-src 'self'; script-src 'self' "
+            "'unsafe-inline'; frame-ancestors 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        }
+    )
     with pytest.raises(AssertionError, match="unsafe-inline"):
         check_security_headers(weak)
     weak.headers["Content-Security-Policy"] = "default-src 'self'; script-src 'self'"

@@ -48,8 +48,9 @@ def from_address(app, address: str) -> Browser:
 
 
 def login(browser: Browser, username: str, password: str, **kwargs):
-    return browser.post("/login", {"username": username, "password": password}, htmx=False,
-                        **kwargs)
+    return browser.post(
+        "/login", {"username": username, "password": password}, htmx=False, **kwargs
+    )
 
 
 def assert_too_many(response, message: str):
@@ -77,8 +78,10 @@ def test_a_username_guessed_from_many_addresses_is_limited(app):
     for i in range(2):
         assert login(from_address(app, f"10.0.1.{i}"), "alice", "guess %d" % i).status_code == 422
     # Even the right password from a fresh address waits now: the name is being guessed.
-    assert_too_many(login(from_address(app, "10.0.1.9"), "ALICE", PASSWORD),
-                    "Too many failed logins for this username.")
+    assert_too_many(
+        login(from_address(app, "10.0.1.9"), "ALICE", PASSWORD),
+        "Too many failed logins for this username.",
+    )
     # Other names are not affected.
     Account(app, "bob")
     assert login(from_address(app, "10.0.1.9"), "bob", PASSWORD).status_code == 303
@@ -104,11 +107,13 @@ def test_registrations_are_limited_per_address_and_per_username(app):
     )
     # user1 once registered, then tried again from elsewhere: the second and last attempt.
     taken = from_address(app, "10.0.4.1").post(
-        "/register", {"username": "user1", "password": PASSWORD}, htmx=False)
+        "/register", {"username": "user1", "password": PASSWORD}, htmx=False
+    )
     assert taken.status_code == 422
     assert_too_many(
         from_address(app, "10.0.4.9").post(
-            "/register", {"username": "USER1", "password": PASSWORD}, htmx=False),
+            "/register", {"username": "USER1", "password": PASSWORD}, htmx=False
+        ),
         "Too many attempts to register this username.",
     )
     with app.app_context():
@@ -128,8 +133,9 @@ def test_rows_are_limited_per_client_and_a_refused_one_is_not_stored(app):
     assert 'role="alert"' in refused.get_data(as_text=True)
     assert count_rows(app) == 3
     # JSON clients get JSON.
-    api = anonymous.post("/table/rows", {"a": "9", "b": "9"}, htmx=False,
-                         headers={"Accept": "application/json"})
+    api = anonymous.post(
+        "/table/rows", {"a": "9", "b": "9"}, htmx=False, headers={"Accept": "application/json"}
+    )
     assert api.status_code == 429 and api.get_json()["ok"] is False
     assert "Too many rows added." in api.get_json()["error"] and api.headers["Retry-After"]
     # A logged-in user counts as themselves, not as the address they share.
@@ -202,8 +208,7 @@ def test_an_unreachable_redis_is_no_500_and_limits_still_hold(tmp_path, black_ho
     for url in (f"redis://127.0.0.1:{port}/0", f"redis://{black_hole}/0"):
         app = limited_app(tmp_path, RATELIMIT_STORAGE_URL=url)
         browser = from_address(app, "10.0.9.1")
-        statuses = [browser.post("/table/rows", {"a": "1", "b": "2"}).status_code
-                    for _ in range(4)]
+        statuses = [browser.post("/table/rows", {"a": "1", "b": "2"}).status_code for _ in range(4)]
         assert statuses == [201, 201, 201, 429], url
         socks = [connect_from(app, "10.0.9.2") for _ in range(3)]
         assert [s.is_connected() for s in socks] == [True, True, False], url

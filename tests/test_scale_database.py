@@ -51,12 +51,21 @@ def test_sqlite_engine_options_are_left_alone():
 def test_postgres_engine_options_come_from_the_environment(monkeypatch):
     defaults = engine_options("postgresql+psycopg://db/app")
     assert defaults["pool_pre_ping"] is True
-    assert (defaults["pool_size"], defaults["max_overflow"], defaults["pool_timeout"]) == (5, 10, 10)
+    assert (defaults["pool_size"], defaults["max_overflow"], defaults["pool_timeout"]) == (
+        5,
+        10,
+        10,
+    )
     assert defaults["connect_args"]["connect_timeout"] == 3
     assert defaults["connect_args"]["options"] == "-c statement_timeout=30000"
 
-    for name, value in {"DB_POOL_SIZE": "20", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "2.5",
-                        "DB_CONNECT_TIMEOUT": "7", "DB_STATEMENT_TIMEOUT": "0.5"}.items():
+    for name, value in {
+        "DB_POOL_SIZE": "20",
+        "DB_MAX_OVERFLOW": "0",
+        "DB_POOL_TIMEOUT": "2.5",
+        "DB_CONNECT_TIMEOUT": "7",
+        "DB_STATEMENT_TIMEOUT": "0.5",
+    }.items():
         monkeypatch.setenv(name, value)
     tuned = engine_options("postgresql+psycopg://db/app")
     assert (tuned["pool_size"], tuned["max_overflow"], tuned["pool_timeout"]) == (20, 0, 2.5)

@@ -15,7 +15,6 @@ from webapp.health import check_queue
 from .conftest import make_config
 
 
-
 def dead_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,8 +64,13 @@ def test_a_socket_can_ask_which_worker_serves_it(socket_client):
 
 @pytest.mark.parametrize(
     "url, kind",
-    [(None, type(None)), ("", type(None)), ("redis://q:6379/0", relay.RedisRelay),
-     ("rediss://q:6380/0", relay.RedisRelay), ("amqp://guest:guest@q:5672//", relay.AmqpRelay)],
+    [
+        (None, type(None)),
+        ("", type(None)),
+        ("redis://q:6379/0", relay.RedisRelay),
+        ("rediss://q:6380/0", relay.RedisRelay),
+        ("amqp://guest:guest@q:5672//", relay.AmqpRelay),
+    ],
 )
 def test_the_queue_url_picks_the_relay(url, kind):
     assert isinstance(relay.client_manager(url, "channel"), kind)

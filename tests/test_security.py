@@ -48,15 +48,15 @@ def test_outside_debug_the_app_refuses_to_start_without_a_secret_key():
     assert create_app(debug).config["SECRET_KEY"] == "dev-only-not-secret"
 
 
-
 def test_an_oversized_body_gets_413_as_a_page_a_fragment_or_json(app, browser):
     limit = app.config["MAX_CONTENT_LENGTH"]
     assert limit == 64 * 1024
     big = {"body": "x" * limit}
     page = browser.post("/chat/general/messages", big, htmx=False)
     fragment = browser.post("/chat/general/messages", big)
-    api = browser.post("/chat/general/messages", big, htmx=False,
-                       headers={"Accept": "application/json"})
+    api = browser.post(
+        "/chat/general/messages", big, htmx=False, headers={"Accept": "application/json"}
+    )
     message = "That is too much data at once: at most 64 KiB."
     assert page.status_code == fragment.status_code == api.status_code == 413
     assert message in page.get_data(as_text=True) and "<html" in page.get_data(as_text=True)

@@ -7,8 +7,11 @@ from webapp import create_app
 
 from .conftest import PASSWORD, Account, make_config
 
-HTTPS_PROXY = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "chat.example.com",
-               "X-Forwarded-For": "203.0.113.7"}
+HTTPS_PROXY = {
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "chat.example.com",
+    "X-Forwarded-For": "203.0.113.7",
+}
 
 
 def app_with(tmp_path, **settings):
@@ -42,8 +45,7 @@ def test_session_cookie_is_secure_when_served_over_https(app):
 
 
 def test_behind_a_configured_proxy_forwarded_https_makes_the_cookie_secure(tmp_path):
-    app = app_with(tmp_path, PROXY_FIX_FOR=1, PROXY_FIX_PROTO=1, PROXY_FIX_HOST=1,
-                   PROXY_FIX_PORT=1)
+    app = app_with(tmp_path, PROXY_FIX_FOR=1, PROXY_FIX_PROTO=1, PROXY_FIX_HOST=1, PROXY_FIX_PORT=1)
     client = app.test_client()
     secure = session_cookie(client.get("/", headers=HTTPS_PROXY))
     assert {"secure", "httponly"} <= attributes(secure) and "SameSite=Lax" in secure
@@ -55,9 +57,11 @@ def test_behind_a_configured_proxy_forwarded_https_makes_the_cookie_secure(tmp_p
     client = app.test_client()
     token = client.get("/", headers=HTTPS_PROXY).get_data(as_text=True)
     token = token.split('name="csrf-token" content="')[1].split('"')[0]
-    response = client.post("/login", data={"username": "alice", "password": PASSWORD,
-                                           "csrf_token": token},
-                           headers={**HTTPS_PROXY, "Referer": "https://chat.example.com/login"})
+    response = client.post(
+        "/login",
+        data={"username": "alice", "password": PASSWORD, "csrf_token": token},
+        headers={**HTTPS_PROXY, "Referer": "https://chat.example.com/login"},
+    )
     assert response.status_code == 303
     assert "secure" in attributes(session_cookie(response))
     assert client.get("/chat", headers=HTTPS_PROXY).status_code == 200
@@ -72,15 +76,22 @@ def test_without_proxyfix_forwarded_headers_are_ignored(app):
 def test_the_client_address_comes_from_the_proxy_only_when_configured(tmp_path, proxied):
     """Rate limits count the address ProxyFix gives: forwarded ones only from a trusted proxy."""
     hops = {"PROXY_FIX_FOR": 1} if proxied else {}
-    app = app_with(tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_ROWS_PER_CLIENT="1 per minute",
-                   **hops)
+    app = app_with(
+        tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_ROWS_PER_CLIENT="1 per minute", **hops
+    )
     client = app.test_client()
     token = client.get("/").get_data(as_text=True)
     token = token.split('name="csrf-token" content="')[1].split('"')[0]
     statuses = [
-        client.post("/table/rows", data={"a": "1", "b": "1"},
-                    headers={"X-CSRFToken": token, "HX-Request": "true",
-                             "X-Forwarded-For": f"203.0.113.{n}"}).status_code
+        client.post(
+            "/table/rows",
+            data={"a": "1", "b": "1"},
+            headers={
+                "X-CSRFToken": token,
+                "HX-Request": "true",
+                "X-Forwarded-For": f"203.0.113.{n}",
+            },
+        ).status_code
         for n in (1, 2)
     ]
     # Behind the proxy these are two clients; without it, one peer that forges the header.

@@ -16,7 +16,9 @@ def test_catchup_event_returns_rows_after_id(browser, socket_client):
     assert [r["sum"] for r in ack["rows"]] == [2, 3]
 
 
-@pytest.mark.parametrize("data", [None, "x", 5, [], {}, {"after": "1"}, {"after": -1}, {"after": True}, {"after": 1.5}])
+@pytest.mark.parametrize(
+    "data", [None, "x", 5, [], {}, {"after": "1"}, {"after": -1}, {"after": True}, {"after": 1.5}]
+)
 def test_catchup_event_rejects_malformed_data(socket_client, data):
     sock = socket_client()
     ack = sock.emit("table:catchup", data, callback=True)

@@ -34,8 +34,9 @@ def test_add_row_answers_201_and_every_socket_receives_it(browser, socket_client
 
 
 def test_add_row_as_json_client(browser):
-    response = browser.post("/table/rows", {"a": "-3", "b": "10"}, htmx=False,
-                            headers={"Accept": "application/json"})
+    response = browser.post(
+        "/table/rows", {"a": "-3", "b": "10"}, htmx=False, headers={"Accept": "application/json"}
+    )
     assert response.status_code == 201
     assert response.get_json()["sum"] == 7
 
@@ -53,7 +54,9 @@ def test_add_row_as_json_client(browser):
         ({"a": "<script>alert(1)</script>", "b": "2"}, "A must be a whole number"),
     ],
 )
-def test_bad_input_answers_422_with_message_and_stores_nothing(browser, socket_client, app, form, message):
+def test_bad_input_answers_422_with_message_and_stores_nothing(
+    browser, socket_client, app, form, message
+):
     watcher = socket_client()
     watcher.get_received()
     response = browser.post("/table/rows", form)

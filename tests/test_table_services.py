@@ -9,7 +9,15 @@ from .conftest import count_rows
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("7", 7), ("-12", -12), (" 3 ", 3), ("+5", 5), ("1000000000", 10**9), ("-1000000000", -(10**9)), (4, 4)],
+    [
+        ("7", 7),
+        ("-12", -12),
+        (" 3 ", 3),
+        ("+5", 5),
+        ("1000000000", 10**9),
+        ("-1000000000", -(10**9)),
+        (4, 4),
+    ],
 )
 def test_parse_operand_accepts_integers_in_range(value, expected):
     assert services.parse_operand("a", value) == expected
@@ -44,7 +52,9 @@ def test_add_row_stores_the_sum_and_broadcasts_after_commit(app, monkeypatch):
         from webapp.extensions import db
 
         with db.engine.connect() as other:
-            stored = other.execute(db.text("SELECT sum FROM table_rows WHERE id = :i"), {"i": data["id"]})
+            stored = other.execute(
+                db.text("SELECT sum FROM table_rows WHERE id = :i"), {"i": data["id"]}
+            )
             sent.append((event, data, html, stored.scalar()))
 
     monkeypatch.setattr(services, "broadcast", fake_broadcast)

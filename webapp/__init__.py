@@ -69,7 +69,8 @@ def register_extensions(app: Flask) -> None:
         # Always passed (None without a queue): the module-level socketio keeps options between
         # apps, and the relay's listener recovers by itself (webapp/relay.py).
         client_manager=relay.client_manager(
-            app.config["MESSAGE_QUEUE_URL"], app.config["SOCKETIO_CHANNEL"],
+            app.config["MESSAGE_QUEUE_URL"],
+            app.config["SOCKETIO_CHANNEL"],
             on_subscribed=resync_local_clients,
         ),
         # Websocket only: no sticky sessions needed behind several workers or hosts.
@@ -83,8 +84,10 @@ def register_extensions(app: Flask) -> None:
     )
     app.wsgi_app = limit_websocket_messages(app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_SIZE"])
     # Outside the Socket.IO middleware, so sockets see the client's address and scheme too.
-    hops = {name: app.config[f"PROXY_FIX_{name.upper()}"]
-            for name in ("for", "proto", "host", "port", "prefix")}
+    hops = {
+        name: app.config[f"PROXY_FIX_{name.upper()}"]
+        for name in ("for", "proto", "host", "port", "prefix")
+    }
     if any(hops.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{name}": n for name, n in hops.items()})
 
@@ -104,8 +107,9 @@ def register_blueprints(app: Flask) -> None:
 def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
-        return _error_response(400, "The form expired or is missing its security token. "
-                                    "Reload the page and try again.")
+        return _error_response(
+            400, "The form expired or is missing its security token. Reload the page and try again."
+        )
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error: RequestEntityTooLarge):

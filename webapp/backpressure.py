@@ -65,8 +65,12 @@ def install(limit: int) -> None:
 
 def drop(sock, limit: int) -> None:
     """Close a socket that stopped reading, and its TCP connection."""
-    log.warning("socket %s stopped reading (%d packets waiting, limit %d): dropping it",
-                sock.sid, sock.queue.qsize(), limit)
+    log.warning(
+        "socket %s stopped reading (%d packets waiting, limit %d): dropping it",
+        sock.sid,
+        sock.queue.qsize(),
+        limit,
+    )
     # abort: no CLOSE packet, it would only wait behind the others.
     sock.close(wait=False, abort=True, reason=sock.server.reason.TRANSPORT_ERROR)
     raw = _raw_socket(getattr(sock, "_websocket", None))

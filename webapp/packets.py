@@ -38,8 +38,12 @@ class CheckedPacket(packet.Packet):
         if self.namespace is not None and not isinstance(self.namespace, str):
             return False
         if self.packet_type == packet.EVENT:
-            return (isinstance(self.data, list) and len(self.data) > 0
-                    and isinstance(self.data[0], str) and self.data[0] not in RESERVED_EVENTS)
+            return (
+                isinstance(self.data, list)
+                and len(self.data) > 0
+                and isinstance(self.data[0], str)
+                and self.data[0] not in RESERVED_EVENTS
+            )
         if self.packet_type == packet.ACK:
             return isinstance(self.data, list)
         if self.packet_type == packet.CONNECT:

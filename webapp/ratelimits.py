@@ -35,16 +35,27 @@ STORAGE_RETRY_SECONDS = 10.0
 # endpoint -> (setting, key function name, count only failures, message)
 RULES = {
     "auth.login": [
-        ("RATELIMIT_LOGIN_PER_IP", "address", False,
-         "Too many login attempts from your address."),
-        ("RATELIMIT_LOGIN_PER_USERNAME", "username", True,
-         "Too many failed logins for this username."),
+        ("RATELIMIT_LOGIN_PER_IP", "address", False, "Too many login attempts from your address."),
+        (
+            "RATELIMIT_LOGIN_PER_USERNAME",
+            "username",
+            True,
+            "Too many failed logins for this username.",
+        ),
     ],
     "auth.register": [
-        ("RATELIMIT_REGISTER_PER_IP", "address", False,
-         "Too many accounts created from your address."),
-        ("RATELIMIT_REGISTER_PER_USERNAME", "username", False,
-         "Too many attempts to register this username."),
+        (
+            "RATELIMIT_REGISTER_PER_IP",
+            "address",
+            False,
+            "Too many accounts created from your address.",
+        ),
+        (
+            "RATELIMIT_REGISTER_PER_USERNAME",
+            "username",
+            False,
+            "Too many attempts to register this username.",
+        ),
     ],
     "table.add_row": [
         ("RATELIMIT_ROWS_PER_CLIENT", "client", False, "Too many rows added."),
@@ -57,13 +68,18 @@ _warned_about_proxy = False
 
 def client_address() -> str:
     global _warned_about_proxy
-    if (not _warned_about_proxy and "X-Forwarded-For" in request.headers
-            and not current_app.config.get("PROXY_FIX_FOR")):
+    if (
+        not _warned_about_proxy
+        and "X-Forwarded-For" in request.headers
+        and not current_app.config.get("PROXY_FIX_FOR")
+    ):
         # Every client would count as the proxy's one address and share its limits.
         _warned_about_proxy = True
-        log.warning("requests arrive through a proxy (X-Forwarded-For) but PROXY_FIX_HOPS is "
-                    "not set: rate limits count every client as the proxy's address. Set "
-                    "PROXY_FIX_HOPS to the number of proxies in front of the app.")
+        log.warning(
+            "requests arrive through a proxy (X-Forwarded-For) but PROXY_FIX_HOPS is "
+            "not set: rate limits count every client as the proxy's address. Set "
+            "PROXY_FIX_HOPS to the number of proxies in front of the app."
+        )
     return "ip:" + (request.remote_addr or "unknown")
 
 
@@ -81,8 +97,11 @@ def client_identity() -> str:
     return client_address()
 
 
-KEY_FUNCTIONS = {"address": client_address, "username": submitted_username,
-                 "client": client_identity}
+KEY_FUNCTIONS = {
+    "address": client_address,
+    "username": submitted_username,
+    "client": client_identity,
+}
 
 
 def storage_url(config) -> str:
@@ -129,8 +148,11 @@ def init_app(app: Flask) -> None:
         view = app.view_functions[endpoint]
         for setting, key, failures_only, message in rules:
             view = limiter.limit(
-                app.config[setting], key_func=KEY_FUNCTIONS[key], methods=["POST"],
-                deduct_when=_failed if failures_only else None, error_message=message,
+                app.config[setting],
+                key_func=KEY_FUNCTIONS[key],
+                methods=["POST"],
+                deduct_when=_failed if failures_only else None,
+                error_message=message,
             )(view)
         app.view_functions[endpoint] = view
 

@@ -70,7 +70,8 @@ class _Resubscribing:
             except Exception as error:  # any broker or network failure: reconnect
                 logger.warning(
                     "message queue listener lost its connection (%s); reconnecting in %.1f s",
-                    str(error) or type(error).__name__, delay,
+                    str(error) or type(error).__name__,
+                    delay,
                 )
             if time.monotonic() - started > self.dead_after:
                 delay = self.retry_first  # it had been working: start the back-off afresh
@@ -148,15 +149,23 @@ class AmqpRelay(_Resubscribing, socketio.KombuManager):
         # kombu otherwise retries a connection for ever (or for many seconds) before giving up.
         return {
             "connect_timeout": CONNECT_TIMEOUT,
-            "transport_options": {"max_retries": 0, "interval_start": 0, "interval_step": 0.5,
-                                  "interval_max": 0.5},
+            "transport_options": {
+                "max_retries": 0,
+                "interval_start": 0,
+                "interval_step": 0.5,
+                "interval_max": 0.5,
+            },
         }
 
     def _producer_publish(self, connection):
         # kombu's default ensure() retries for ever: a request would hang while RabbitMQ is down.
         producer = connection.Producer(exchange=self._exchange(), **self.producer_options)
         return connection.ensure(
-            producer, producer.publish, max_retries=1, interval_start=0, interval_step=0.5,
+            producer,
+            producer.publish,
+            max_retries=1,
+            interval_start=0,
+            interval_step=0.5,
             interval_max=0.5,
         )
 

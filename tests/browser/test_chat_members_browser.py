@@ -14,20 +14,25 @@ def signed_in_page(new_page, base_url: str, username: str):
     """A browser page with the session of a newly registered ``username``."""
     session = logged_in(base_url, username)
     page = new_page()
-    page.context.add_cookies([{"name": c.name, "value": c.value, "url": base_url}
-                              for c in session.http.cookies])
+    page.context.add_cookies(
+        [{"name": c.name, "value": c.value, "url": base_url} for c in session.http.cookies]
+    )
     return page
 
 
 def members_shown(page) -> dict[str, str]:
-    return dict(page.eval_on_selector_all(
-        "#members .chat-member", "els => els.map(el => [el.dataset.user, el.dataset.status])"))
+    return dict(
+        page.eval_on_selector_all(
+            "#members .chat-member", "els => els.map(el => [el.dataset.user, el.dataset.status])"
+        )
+    )
 
 
 def test_a_page_that_was_offline_shows_the_member_list_of_a_fresh_load(live_server, new_page):
     bob = ChatClient(logged_in(live_server.url, "bob"), "bob").join()
-    alice = open_live(signed_in_page(new_page, live_server.url, "alice"),
-                      live_server.url + "/chat/general")
+    alice = open_live(
+        signed_in_page(new_page, live_server.url, "alice"), live_server.url + "/chat/general"
+    )
     member = alice.locator("#members .chat-member")
     # alice's own socket connected after the page was rendered: she is shown online.
     expect(member).to_have_count(2)
@@ -44,11 +49,13 @@ def test_a_page_that_was_offline_shows_the_member_list_of_a_fresh_load(live_serv
     expect(alice.locator('#members [data-user="bob"]')).to_have_attribute("data-status", "offline")
     expect(member).to_have_count(3)
     assert members_shown(alice) == {"alice": "online", "bob": "offline", "carol": "online"}
-    fresh = open_live(signed_in_page(new_page, live_server.url, "dave"),
-                      live_server.url + "/chat/general")
+    fresh = open_live(
+        signed_in_page(new_page, live_server.url, "dave"), live_server.url + "/chat/general"
+    )
     for page in (alice, fresh):  # dave arrived: alice's page is live again
         expect(page.locator('#members [data-user="dave"]')).to_have_attribute(
-            "data-status", "online")
+            "data-status", "online"
+        )
     expect(fresh.locator("#members .chat-member")).to_have_count(4)
     assert members_shown(alice) == members_shown(fresh)
     assert all("WebSocket connection" in error for error in alice.console.errors)

@@ -28,7 +28,9 @@ class BrowserSession:
 
     def post(self, path: str, data: dict, **kwargs) -> requests.Response:
         headers = {"X-CSRFToken": self.token, "HX-Request": "true", **kwargs.pop("headers", {})}
-        return self.http.post(self.base_url + path, data=data, headers=headers, timeout=10, **kwargs)
+        return self.http.post(
+            self.base_url + path, data=data, headers=headers, timeout=10, **kwargs
+        )
 
     def cookie_header(self) -> str:
         return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
@@ -79,18 +81,22 @@ class LiveSocket:
             return [data for event, data in self.events if event == name]
 
 
-def logged_in(base_url: str, username: str, password: str = "correct horse battery",
-              register: bool = True) -> BrowserSession:
+def logged_in(
+    base_url: str, username: str, password: str = "correct horse battery", register: bool = True
+) -> BrowserSession:
     """A BrowserSession that has registered (or only logged in) as ``username``."""
     session = BrowserSession(base_url)
     path = "/register" if register else "/login"
     response = session.http.post(
         base_url + path,
         data={"username": username, "password": password, "csrf_token": session.token},
-        allow_redirects=False, timeout=10,
+        allow_redirects=False,
+        timeout=10,
     )
     if response.status_code != 303:
-        raise AssertionError(f"{path} as {username} answered {response.status_code}: {response.text[:500]}")
+        raise AssertionError(
+            f"{path} as {username} answered {response.status_code}: {response.text[:500]}"
+        )
     session.load("/chat")  # a fresh session after login: take its CSRF token
     return session
 
@@ -114,8 +120,15 @@ class CatchUpClient:
     ``pushes`` counts how often each id was pushed live, to find duplicated deliveries.
     """
 
-    def __init__(self, session: BrowserSession, room: str | None = None, delay: float = 0.5,
-                 delay_max: float = 5.0, jitter: float = 0.5, username: str | None = None):
+    def __init__(
+        self,
+        session: BrowserSession,
+        room: str | None = None,
+        delay: float = 0.5,
+        delay_max: float = 5.0,
+        jitter: float = 0.5,
+        username: str | None = None,
+    ):
         self.session, self.room, self.username = session, room, username
         self.delay, self.delay_max, self.jitter = delay, delay_max, jitter
         page = session.load(f"/chat/{room}" if room else "/")
@@ -153,14 +166,19 @@ class CatchUpClient:
     def connect(self, timeout: float = 20) -> "CatchUpClient":
         """Connect (the first time) and wait until joined and caught up."""
         self._connect_once()
-        self.wait(lambda: self.catch_ups >= 1 and (not self.room or self.members),
-                  timeout, "connected, joined and caught up")
+        self.wait(
+            lambda: self.catch_ups >= 1 and (not self.room or self.members),
+            timeout,
+            "connected, joined and caught up",
+        )
         return self
 
     def _connect_once(self) -> None:
         self.client.connect(
-            self.session.base_url, transports=["websocket"],
-            headers={"Cookie": self.session.cookie_header()}, wait_timeout=10,
+            self.session.base_url,
+            transports=["websocket"],
+            headers={"Cookie": self.session.cookie_header()},
+            wait_timeout=10,
         )
 
     def _on_connect(self) -> None:
@@ -261,15 +279,21 @@ class CatchUpClient:
         http, base = self.session.http, self.session.base_url
         for attempt in range(5):
             try:
-                page = http.get(f"{base}/table/rows?after={self.rows_after}",
-                                headers={"HX-Request": "true"}, timeout=15)
+                page = http.get(
+                    f"{base}/table/rows?after={self.rows_after}",
+                    headers={"HX-Request": "true"},
+                    timeout=15,
+                )
                 page.raise_for_status()
                 rows = {int(i) for i in ROW_ID.findall(page.text)}
                 messages: set[int] = set()
                 if self.room:
-                    answer = http.get(f"{base}/chat/{self.room}/messages",
-                                      params={"after": self.messages_after},
-                                      headers={"Accept": "application/json"}, timeout=15)
+                    answer = http.get(
+                        f"{base}/chat/{self.room}/messages",
+                        params={"after": self.messages_after},
+                        headers={"Accept": "application/json"},
+                        timeout=15,
+                    )
                     answer.raise_for_status()
                     messages = {m["id"] for m in answer.json()["messages"]}
                 break
@@ -299,11 +323,13 @@ class CatchUpClient:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     odd = {u: s for u, s in self.members.items() if s != "online"}
-                    raise AssertionError(f"timed out after {timeout:g} s: {what} "
-                                         f"({self.username or 'anonymous'}; members not "
-                                         f"online: {odd}; of {len(self.members)}; their "
-                                         f"events: {[e for e in self.presence_log if e[1] in odd]}"
-                                         f" at {time.monotonic():.1f})")
+                    raise AssertionError(
+                        f"timed out after {timeout:g} s: {what} "
+                        f"({self.username or 'anonymous'}; members not "
+                        f"online: {odd}; of {len(self.members)}; their "
+                        f"events: {[e for e in self.presence_log if e[1] in odd]}"
+                        f" at {time.monotonic():.1f})"
+                    )
                 self.lock.wait(min(remaining, 1))
 
     def duplicated(self) -> int:

@@ -123,9 +123,11 @@ def spread(sockets) -> Counter:
 def post_row(session: BrowserSession, a: int, b: int) -> tuple[int, str]:
     """POST a row on a new connection (so it lands on any worker); (row id, worker id)."""
     response = requests.post(  # not the session's pooled connection: a new one each time
-        session.base_url + "/table/rows", data={"a": str(a), "b": str(b)},
+        session.base_url + "/table/rows",
+        data={"a": str(a), "b": str(b)},
         headers={"X-CSRFToken": session.token, "Accept": "application/json"},
-        cookies=session.http.cookies, timeout=10,
+        cookies=session.http.cookies,
+        timeout=10,
     )
     assert response.status_code == 201, response.text
     return response.json()["id"], response.headers["X-Worker"]
@@ -201,9 +203,21 @@ class RedisProcess:
 
     def start(self, timeout: float = 10) -> "RedisProcess":
         self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                shutil.which("redis-server") or "/usr/bin/redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         import redis
 
@@ -226,15 +240,18 @@ class Nginx:
         self.prefix = tmp_path / "nginx"
         self.prefix.mkdir()
         site = (ROOT / "deploy" / "nginx.conf").read_text()
-        servers = "".join(f"    server {upstream} max_fails=3 fail_timeout=10s;\n"
-                          for upstream in upstreams)
+        servers = "".join(
+            f"    server {upstream} max_fails=3 fail_timeout=10s;\n" for upstream in upstreams
+        )
         site, hosts = re.subn(r"(?m)^    server app\d+:8000 .*\n", "", site)
         assert hosts, "deploy/nginx.conf lists no upstream servers"
         site = site.replace("upstream webapp {\n", "upstream webapp {\n" + servers, 1)
         site, listens = re.subn(r"(?m)^    listen 80;", f"    listen 127.0.0.1:{self.port};", site)
         assert listens == 1, "deploy/nginx.conf has no 'listen 80;'"
-        temp = "".join(f"    {kind}_temp_path {self.prefix / kind};\n"
-                       for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        temp = "".join(
+            f"    {kind}_temp_path {self.prefix / kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
         user = "user root root;\n" if os.geteuid() == 0 else ""
         (self.prefix / "nginx.conf").write_text(
             f"{user}worker_processes 1;\npid {self.prefix / 'nginx.pid'};\n"
@@ -247,14 +264,26 @@ class Nginx:
     def start(self, timeout: float = 10) -> "Nginx":
         require_program(NGINX, "nginx")
         conf = str(self.prefix / "nginx.conf")
-        check = subprocess.run([NGINX, "-t", "-p", str(self.prefix), "-c", conf,
-                                "-e", str(self.prefix / "error.log")],
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            [NGINX, "-t", "-p", str(self.prefix), "-c", conf, "-e", str(self.prefix / "error.log")],
+            capture_output=True,
+            text=True,
+        )
         assert check.returncode == 0, check.stderr
         self.process = subprocess.Popen(
-            [NGINX, "-p", str(self.prefix), "-c", conf, "-e", str(self.prefix / "error.log"),
-             "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                NGINX,
+                "-p",
+                str(self.prefix),
+                "-c",
+                conf,
+                "-e",
+                str(self.prefix / "error.log"),
+                "-g",
+                "daemon off;",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         answer = lambda: requests.get(self.url + "/healthz", timeout=2)  # noqa: E731
         wait_until_up(self.process, answer, requests.RequestException, timeout)
@@ -334,8 +363,10 @@ def own_redis(tmp_path):
 
 LIVE_LIST = re.compile(r"<[^>]*\bdata-live-list\b[^>]*>")
 CATCHUP_URL = re.compile(r'data-catchup-url="([^"]+)"')
-MEMBER_SET = re.compile(r'<li id="member-\d+" class="chat-member" data-user="([^"]+)" '
-                        r'data-status="(\w+)" hx-swap-oob="true">')
+MEMBER_SET = re.compile(
+    r'<li id="member-\d+" class="chat-member" data-user="([^"]+)" '
+    r'data-status="(\w+)" hx-swap-oob="true">'
+)
 MESSAGE_ID = re.compile(r'<article id="message-(\d+)"')
 
 
@@ -401,9 +432,13 @@ class ChatClient(LiveSocket):
         answers = []
         try:
             for url in self.live_lists:
-                answers.append(self.session.http.get(
-                    self.session.base_url + url + "?after=0", headers={"HX-Request": "true"},
-                    timeout=10).text)
+                answers.append(
+                    self.session.http.get(
+                        self.session.base_url + url + "?after=0",
+                        headers={"HX-Request": "true"},
+                        timeout=10,
+                    ).text
+                )
         finally:
             with self.lock:
                 for html in answers:

@@ -9,8 +9,12 @@ from .server import LiveServer
 def sqlite_server(tmp_path, **settings: str):
     """gunicorn with one gevent websocket worker on SQLite in ``tmp_path``, with ``settings``."""
     server = LiveServer(
-        {"SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
-         "MESSAGE_QUEUE_URL": "", **settings},
+        {
+            "SECRET_KEY": "e2e-secret",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+            "MESSAGE_QUEUE_URL": "",
+            **settings,
+        },
         log_path=tmp_path / "gunicorn.log",
     )
     server.migrate()

@@ -230,8 +230,9 @@ def wait_healthy(url: str, timeout: float) -> float:
 class Writers:
     """Rows and chat messages posted at a steady rate over new connections (any worker)."""
 
-    def __init__(self, url: str, authors: list[BrowserSession], rate: float = 4.0,
-                 row_threads: int = 1):
+    def __init__(
+        self, url: str, authors: list[BrowserSession], rate: float = 4.0, row_threads: int = 1
+    ):
         self.url, self.authors, self.interval = url, authors, 1 / rate
         self.anon = BrowserSession(url)
         self.stop = threading.Event()
@@ -241,8 +242,9 @@ class Writers:
         self.row_statuses: list = []
         self.row_times: list[tuple[float, float, object]] = []  # (started, ended, status)
         self.row_counter = iter(range(1, 10**9))  # a, unique per attempt: found in the database
-        self.threads = [threading.Thread(target=self._rows, daemon=True)
-                        for _ in range(row_threads)]
+        self.threads = [
+            threading.Thread(target=self._rows, daemon=True) for _ in range(row_threads)
+        ]
         self.threads.append(threading.Thread(target=self._messages, daemon=True))
 
     def start(self) -> "Writers":
@@ -262,9 +264,12 @@ class Writers:
             started = time.monotonic()
             try:
                 response = requests.post(
-                    self.url + "/table/rows", data={"a": str(a), "b": "0"},
+                    self.url + "/table/rows",
+                    data={"a": str(a), "b": "0"},
                     headers={"X-CSRFToken": self.anon.token, **JSON},
-                    cookies=self.anon.http.cookies, timeout=15)
+                    cookies=self.anon.http.cookies,
+                    timeout=15,
+                )
                 status = response.status_code
                 row_id = response.json()["id"] if status == 201 else None
             except (requests.RequestException, ValueError) as error:
@@ -289,7 +294,9 @@ class Writers:
                         self.url + "/chat/general/messages",
                         data={"body": record["body"], "client_id": client_id},
                         headers={"X-CSRFToken": author.token, **JSON},
-                        cookies=author.http.cookies, timeout=15)
+                        cookies=author.http.cookies,
+                        timeout=15,
+                    )
                     record["statuses"].append(response.status_code)
                     if response.status_code in (200, 201):
                         record["id"] = response.json()["id"]
@@ -328,30 +335,34 @@ def stored(database_url: str) -> tuple[dict[int, int], dict[str, int]]:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    plain = make_url(database_url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
+    plain = (
+        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
     with psycopg.connect(plain) as conn:
         rows = dict(conn.execute("SELECT a, id FROM table_rows").fetchall())
         messages = dict(conn.execute("SELECT body, id FROM messages").fetchall())
     return rows, messages
 
 
-def slow_post(base_url: str, path: str, fields: dict, session: BrowserSession,
-              seconds: float) -> tuple[int | None, bytes]:
+def slow_post(
+    base_url: str, path: str, fields: dict, session: BrowserSession, seconds: float
+) -> tuple[int | None, bytes]:
     """POST a form whose body trickles in over ``seconds`` (a slow client upload), so the
     request is in flight for that long; (status or None if the connection broke, response)."""
     from urllib.parse import urlencode
 
     host, port = base_url.removeprefix("http://").split(":")
     body = urlencode(fields).encode()
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n"
-            f"X-CSRFToken: {session.token}\r\nCookie: {session.cookie_header()}\r\n"
-            "Content-Type: application/x-www-form-urlencoded\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n"
+        f"X-CSRFToken: {session.token}\r\nCookie: {session.cookie_header()}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     try:
         with socket.create_connection((host, int(port)), timeout=60) as sock:
             sock.sendall(head)
-            pieces = [body[i:i + 1] for i in range(len(body))]
+            pieces = [body[i : i + 1] for i in range(len(body))]
             for piece in pieces:
                 sock.sendall(piece)
                 time.sleep(seconds / len(pieces))

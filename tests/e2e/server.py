@@ -18,9 +18,14 @@ BIN = Path(sys.executable).parent
 # test of the limits themselves passes its own values in ``env``.
 LOOPBACK_LIMITS = {
     name: "1000000 per minute"
-    for name in ("RATELIMIT_LOGIN_PER_IP", "RATELIMIT_LOGIN_PER_USERNAME",
-                 "RATELIMIT_REGISTER_PER_IP", "RATELIMIT_REGISTER_PER_USERNAME",
-                 "RATELIMIT_ROWS_PER_CLIENT", "RATELIMIT_SOCKET_CONNECTS_PER_IP")
+    for name in (
+        "RATELIMIT_LOGIN_PER_IP",
+        "RATELIMIT_LOGIN_PER_USERNAME",
+        "RATELIMIT_REGISTER_PER_IP",
+        "RATELIMIT_REGISTER_PER_USERNAME",
+        "RATELIMIT_ROWS_PER_CLIENT",
+        "RATELIMIT_SOCKET_CONNECTS_PER_IP",
+    )
 }
 
 
@@ -33,37 +38,63 @@ def free_port() -> int:
 class LiveServer:
     """A gunicorn process serving wsgi:app on a free port, with its own environment."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1, port: int | None = None,
-                 log_path: Path | None = None):
+    def __init__(
+        self,
+        env: dict[str, str],
+        workers: int = 1,
+        port: int | None = None,
+        log_path: Path | None = None,
+    ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **LOOPBACK_LIMITS, "PORT": str(self.port),
-                    "WEB_CONCURRENCY": str(workers), **env}
+        self.env = {
+            **os.environ,
+            **LOOPBACK_LIMITS,
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(workers),
+            **env,
+        }
         self.env.pop("BIND", None)
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
     def migrate(self) -> None:
-        subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-                       env=self.env, check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
 
     def flask(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """Run ``flask --app wsgi ARGS`` with this server's configuration (another process)."""
-        return subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT,
-                              env=self.env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [str(BIN / "flask"), "--app", "wsgi", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def start(self, timeout: float = 20, healthy: bool = True) -> "LiveServer":
         """Start and wait until /healthz answers 200 (any answer when ``healthy`` is False)."""
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"gunicorn exited with {self.process.returncode}; see {self.log_path}"
+                )
             try:
                 status = requests.get(self.url + "/healthz", timeout=5).status_code
                 if status == 200 or not healthy:

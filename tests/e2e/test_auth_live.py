@@ -19,8 +19,12 @@ WRONG = "Wr0ng-guess-never-logged"
 def test_passwords_are_in_no_log_line_and_wrong_answers_are_alike(tmp_path):
     log = tmp_path / "gunicorn.log"
     server = LiveServer(
-        {"SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
-         "MESSAGE_QUEUE_URL": "", "LOG_LEVEL": "debug"},
+        {
+            "SECRET_KEY": "e2e-secret",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+            "MESSAGE_QUEUE_URL": "",
+            "LOG_LEVEL": "debug",
+        },
         log_path=log,
     )
     server.migrate()
@@ -33,7 +37,8 @@ def test_passwords_are_in_no_log_line_and_wrong_answers_are_alike(tmp_path):
             response = session.http.post(
                 server.url + "/login",
                 data={"username": name, "password": WRONG, "csrf_token": session.token},
-                allow_redirects=False, timeout=10,
+                allow_redirects=False,
+                timeout=10,
             )
             assert response.status_code == 422
             answers[name] = CSRF_TOKEN.sub('"TOKEN"', response.text).replace(name, "NAME")
@@ -50,9 +55,20 @@ def test_passwords_are_in_no_log_line_and_wrong_answers_are_alike(tmp_path):
 def test_gunicorn_refuses_to_start_without_a_secret_key(tmp_path):
     if (ROOT / "instance" / "secret_key").exists():
         pytest.skip("instance/secret_key exists here (make run wrote it): it is the key")
-    env = {"PATH": str(BIN), "HOME": str(tmp_path), "PORT": str(free_port()),
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}", "SECRET_KEY": ""}
-    result = subprocess.run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": str(BIN),
+        "HOME": str(tmp_path),
+        "PORT": str(free_port()),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+        "SECRET_KEY": "",
+    }
+    result = subprocess.run(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "SECRET_KEY is not set. Set the SECRET_KEY environment variable" in result.stderr

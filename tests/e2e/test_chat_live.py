@@ -29,8 +29,13 @@ def joined(session, room="general") -> LiveSocket:
 
 def about(name, user=None, status=None):
     def matches(events):
-        return any(e == name and (user is None or d.get("user") == user or d.get("author") == user)
-                   and (status is None or d.get("status") == status) for e, d in events)
+        return any(
+            e == name
+            and (user is None or d.get("user") == user or d.get("author") == user)
+            and (status is None or d.get("status") == status)
+            for e, d in events
+        )
+
     return matches
 
 
@@ -52,15 +57,21 @@ def test_two_users_talk_see_presence_and_typing_and_others_hear_nothing(live_ser
 
     # Typing.
     assert bob_socket.client.call("chat:typing", {"room": "general"})["ok"]
-    [typing] = [d for e, d in alice_socket.wait_for(about("chat:typing", "bob")) if e == "chat:typing"]
+    [typing] = [
+        d for e, d in alice_socket.wait_for(about("chat:typing", "bob")) if e == "chat:typing"
+    ]
     assert typing["room"] == "general" and "bob is typing" in typing["html"]
 
     # Presence: away, online again, offline when the socket closes.
     assert alice_socket.client.call("presence:set", {"status": "away"})["ok"]
     bob_socket.wait_for(about("chat:presence", "alice", "away"))
     assert alice_socket.client.call("presence:set", {"status": "online"})["ok"]
-    bob_socket.wait_for(lambda events: [d["status"] for e, d in events if e == "chat:presence"
-                                        and d["user"] == "alice"][-1:] == ["online"])
+    bob_socket.wait_for(
+        lambda events: (
+            [d["status"] for e, d in events if e == "chat:presence" and d["user"] == "alice"][-1:]
+            == ["online"]
+        )
+    )
     alice_socket.disconnect()
     bob_socket.wait_for(about("chat:presence", "alice", "offline"))
     page = bob.load("/chat/general")
@@ -89,23 +100,30 @@ def test_resend_with_the_same_client_id_is_stored_once(live_server):
 def test_reconnect_catch_up_equals_a_fresh_load(live_server):
     alice, bob = logged_in(live_server.url, "alice"), logged_in(live_server.url, "bob")
     alice_socket, bob_socket = joined(alice), joined(bob)
-    ids = [alice_socket.client.call("chat:send", {"room": "general", "body": f"before {i}"})["id"]
-           for i in range(3)]
+    ids = [
+        alice_socket.client.call("chat:send", {"room": "general", "body": f"before {i}"})["id"]
+        for i in range(3)
+    ]
     bob_page = bob.load("/chat/general")
     shown = [i for i, _ in shown_messages(bob_page)]
     assert shown == ids
     bob_socket.disconnect()
 
     # While bob is away: new messages, an edit and a delete.
-    new = [alice_socket.client.call("chat:send", {"room": "general", "body": f"missed {i}"})["id"]
-           for i in range(3)]
+    new = [
+        alice_socket.client.call("chat:send", {"room": "general", "body": f"missed {i}"})["id"]
+        for i in range(3)
+    ]
     assert alice_socket.client.call("chat:edit", {"id": ids[1], "body": "before 1, edited"})["ok"]
     assert alice_socket.client.call("chat:delete", {"id": new[0]})["ok"]
 
     # Back: rejoin, then fetch the shown window again, as realtime.js does after a reconnect.
     bob_socket = joined(bob)
-    catchup = bob.http.get(f"{live_server.url}/chat/general/messages?after={min(shown) - 1}",
-                           headers={"HX-Request": "true"}, timeout=10).text
+    catchup = bob.http.get(
+        f"{live_server.url}/chat/general/messages?after={min(shown) - 1}",
+        headers={"HX-Request": "true"},
+        timeout=10,
+    ).text
     assert catchup.startswith('<div hx-swap-oob="beforeend:#messages">')
     fresh = MESSAGES.search(bob.load("/chat/general")).group(1)
     assert shown_messages(catchup) == shown_messages(fresh)
@@ -122,8 +140,12 @@ def test_users_of_a_dead_worker_go_offline(tmp_path):
     redis_url = require("TEST_REDIS_URL")
     channel = unique_channel()
     server = LiveServer(
-        {"SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
-         "MESSAGE_QUEUE_URL": redis_url, "SOCKETIO_CHANNEL": channel},
+        {
+            "SECRET_KEY": "e2e-secret",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+            "MESSAGE_QUEUE_URL": redis_url,
+            "SOCKETIO_CHANNEL": channel,
+        },
         log_path=tmp_path / "gunicorn.log",
     )
     server.migrate()
@@ -132,8 +154,12 @@ def test_users_of_a_dead_worker_go_offline(tmp_path):
     try:
         alice, bob = logged_in(server.url, "alice"), logged_in(server.url, "bob")
         # Opening the room makes alice a member of general.
-        alice_id = int(re.search(r'id="member-(\d+)" class="chat-member" data-user="alice"',
-                                 alice.load("/chat/general")).group(1))
+        alice_id = int(
+            re.search(
+                r'id="member-(\d+)" class="chat-member" data-user="alice"',
+                alice.load("/chat/general"),
+            ).group(1)
+        )
         # alice's only tab is held by a worker that is about to die: it beats once, for 8 s.
         store.heartbeat(8.0)
         store.add(Connection("dead-sid", alice_id, "alice", "dead-worker"))

@@ -39,8 +39,7 @@ def slow_uploads(url: str, session: BrowserSession, first_a: int, results: list)
 def test_reload_and_restart_under_writes_lose_nothing_acknowledged(cluster, postgres_url, tmp_path):
     web = cluster("redis", GRACEFUL_TIMEOUT=str(GRACE)).start_host(workers=2)
     authors = [logged_in(web.url, f"author{i}") for i in range(5)]
-    tabs = [CatchUpClient(s, room="general", username=f"author{i}")
-            for i, s in enumerate(authors)]
+    tabs = [CatchUpClient(s, room="general", username=f"author{i}") for i, s in enumerate(authors)]
     tabs += [CatchUpClient(BrowserSession(web.url)) for _ in range(WATCHERS)]
     for tab in tabs:
         tab.connect(timeout=30)
@@ -57,12 +56,21 @@ def test_reload_and_restart_under_writes_lose_nothing_acknowledged(cluster, post
         time.sleep(0.7)  # their headers are in, their bodies trickling
         os.kill(web.process.pid, signal.SIGHUP)
         signalled = time.monotonic()
-        wait(lambda: not (children(web.process.pid) & old_workers)
-             and len(children(web.process.pid)) == 2, GRACE + 30, "the old workers are gone")
+        wait(
+            lambda: (
+                not (children(web.process.pid) & old_workers)
+                and len(children(web.process.pid)) == 2
+            ),
+            GRACE + 30,
+            "the old workers are gone",
+        )
         replaced = time.monotonic() - signalled
         for tab in tabs:
-            tab.wait(lambda t=tab: t.disconnects >= 1 and t.outages, 60,
-                     "reconnected to a new worker and caught up")
+            tab.wait(
+                lambda t=tab: t.disconnects >= 1 and t.outages,
+                60,
+                "reconnected to a new worker and caught up",
+            )
         back = time.monotonic() - signalled
         figures.append(("SIGHUP", signalled, replaced, back))
 
@@ -78,14 +86,18 @@ def test_reload_and_restart_under_writes_lose_nothing_acknowledged(cluster, post
         # would restart it.
         old.wait(GRACE + 30)
         stopped = time.monotonic() - signalled
-        new = LiveServer(dict(web.env), workers=2, port=web.port,
-                         log_path=tmp_path / "release2.log")
+        new = LiveServer(
+            dict(web.env), workers=2, port=web.port, log_path=tmp_path / "release2.log"
+        )
         new.start(timeout=30)
         assert new.process.poll() is None
         wait(lambda: len(children(new.process.pid)) == 2, 30, "the new release's workers run")
         for tab in tabs:
-            tab.wait(lambda t=tab: t.disconnects >= 2 and len(t.outages) >= 2, 60,
-                     "reconnected to the new release and caught up")
+            tab.wait(
+                lambda t=tab: t.disconnects >= 2 and len(t.outages) >= 2,
+                60,
+                "reconnected to the new release and caught up",
+            )
         back = time.monotonic() - signalled
         figures.append(("SIGTERM + start", signalled, stopped, back))
         time.sleep(2)
@@ -114,11 +126,17 @@ def test_reload_and_restart_under_writes_lose_nothing_acknowledged(cluster, post
 def check(writers: Writers, tabs: list[CatchUpClient], postgres_url: str, figures) -> None:
     db_rows, db_messages = stored(postgres_url)
     acked_rows, failed, failed_but_stored, acked_messages, unacked_messages = accounted(
-        writers, db_rows)
+        writers, db_rows
+    )
     for tab in tabs:
-        tab.wait(lambda t=tab: acked_rows | failed_but_stored <= t.rows
-                 and (not t.room or acked_messages <= t.messages), 30,
-                 "every stored row and message shown")
+        tab.wait(
+            lambda t=tab: (
+                acked_rows | failed_but_stored <= t.rows
+                and (not t.room or acked_messages <= t.messages)
+            ),
+            30,
+            "every stored row and message shown",
+        )
     lost = sum(len(acked_rows - t.rows) for t in tabs)
     lost += sum(len(acked_messages - t.messages) for t in tabs if t.room)
     phantom = sum(len(t.rows - set(db_rows.values())) for t in tabs)
@@ -127,17 +145,23 @@ def check(writers: Writers, tabs: list[CatchUpClient], postgres_url: str, figure
     for name, signalled, replaced, back in figures:
         in_flight = [(s, e, st) for s, e, st in writers.row_times if s < signalled < e]
         around = [st for s, e, st in writers.row_times if signalled - 1 < s < signalled + replaced]
-        print(f"  {name}: old workers gone after {replaced:.1f} s; every tab reconnected and "
-              f"caught up {back:.1f} s after the signal; row POSTs in flight at the signal: "
-              f"{len(in_flight)} -> {sorted(str(st) for _, _, st in in_flight)}; answers "
-              f"until the old ones were gone: {sorted(set(map(str, around)))} x {len(around)}")
-    print(f"  rows: {len(writers.row_attempts)} attempted, {len(acked_rows)} acknowledged, "
-          f"{len(failed)} failed ({sorted(set(str(s) for s in writers.row_statuses if s != 201))})"
-          f", of which {len(failed_but_stored)} stored with the answer lost")
+        print(
+            f"  {name}: old workers gone after {replaced:.1f} s; every tab reconnected and "
+            f"caught up {back:.1f} s after the signal; row POSTs in flight at the signal: "
+            f"{len(in_flight)} -> {sorted(str(st) for _, _, st in in_flight)}; answers "
+            f"until the old ones were gone: {sorted(set(map(str, around)))} x {len(around)}"
+        )
+    print(
+        f"  rows: {len(writers.row_attempts)} attempted, {len(acked_rows)} acknowledged, "
+        f"{len(failed)} failed ({sorted(set(str(s) for s in writers.row_statuses if s != 201))})"
+        f", of which {len(failed_but_stored)} stored with the answer lost"
+    )
     resent = [r for r in writers.message_attempts.values() if r["tries"] > 1]
-    print(f"  messages: {len(writers.message_attempts)} attempted, {len(acked_messages)} "
-          f"acknowledged, {len(resent)} resent with their client id "
-          f"({[r['tries'] for r in resent]} tries), {len(unacked_messages)} never acknowledged")
+    print(
+        f"  messages: {len(writers.message_attempts)} attempted, {len(acked_messages)} "
+        f"acknowledged, {len(resent)} resent with their client id "
+        f"({[r['tries'] for r in resent]} tries), {len(unacked_messages)} never acknowledged"
+    )
     print(f"  lost {lost}, duplicated pushes {duplicated}, shown but not stored {phantom}")
     assert lost == 0 and phantom == 0 and duplicated == 0
     assert set(db_rows.values()) == acked_rows | failed_but_stored

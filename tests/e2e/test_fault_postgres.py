@@ -25,8 +25,11 @@ def proxied_postgres(postgres_url):
     """(URL through a TCP proxy the test can cut, the proxy, the direct URL)."""
     url = make_url(postgres_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
-    yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), \
-        proxy, postgres_url
+    yield (
+        url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        proxy,
+        postgres_url,
+    )
     proxy.stop()
 
 
@@ -62,8 +65,11 @@ def run_outage(server: LiveServer, proxy: TcpProxy, direct_url: str) -> None:
 
     def post_row(a: int) -> tuple:
         response, took = timed_request(
-            "POST", url + "/table/rows", data={"a": str(a), "b": "1"},
-            headers={"X-CSRFToken": anon.token, **JSON}, cookies=anon.http.cookies,
+            "POST",
+            url + "/table/rows",
+            data={"a": str(a), "b": "1"},
+            headers={"X-CSRFToken": anon.token, **JSON},
+            cookies=anon.http.cookies,
         )
         if response is not None and response.status_code == 201:
             acknowledged.add(response.json()["id"])
@@ -76,16 +82,26 @@ def run_outage(server: LiveServer, proxy: TcpProxy, direct_url: str) -> None:
     probes = {
         "GET / (page)": lambda: timed_request("GET", url + "/", cookies=anon.http.cookies),
         "GET /table/rows?after=0 (htmx)": lambda: timed_request(
-            "GET", url + "/table/rows?after=0", headers=HTMX, cookies=anon.http.cookies),
+            "GET", url + "/table/rows?after=0", headers=HTMX, cookies=anon.http.cookies
+        ),
         "POST /table/rows (JSON)": lambda: post_row(2),
         "POST /table/rows (htmx)": lambda: timed_request(
-            "POST", url + "/table/rows", data={"a": "3", "b": "1"},
-            headers={"X-CSRFToken": anon.token, **HTMX}, cookies=anon.http.cookies),
+            "POST",
+            url + "/table/rows",
+            data={"a": "3", "b": "1"},
+            headers={"X-CSRFToken": anon.token, **HTMX},
+            cookies=anon.http.cookies,
+        ),
         "GET /chat/general (logged in)": lambda: timed_request(
-            "GET", url + "/chat/general", cookies=user.http.cookies),
+            "GET", url + "/chat/general", cookies=user.http.cookies
+        ),
         "POST /chat/general/messages (JSON)": lambda: timed_request(
-            "POST", url + "/chat/general/messages", data={"body": "lost?"},
-            headers={"X-CSRFToken": user.token, **JSON}, cookies=user.http.cookies),
+            "POST",
+            url + "/chat/general/messages",
+            data={"body": "lost?"},
+            headers={"X-CSRFToken": user.token, **JSON},
+            cookies=user.http.cookies,
+        ),
         "GET /healthz": lambda: timed_request("GET", url + "/healthz"),
     }
     figures = []
@@ -139,7 +155,9 @@ def run_outage(server: LiveServer, proxy: TcpProxy, direct_url: str) -> None:
     print("\nPostgreSQL outage (mode, request, status, seconds):")
     for mode, name, status, took in figures:
         print(f"  {mode:7} {name:36} {status!s:6} {took:6.2f}")
-    print(f"rows: {len(acknowledged)} acknowledged, {len(stored)} stored, "
-          f"{len(stored - acknowledged)} stored without acknowledgement, "
-          f"{len(acknowledged - stored)} acknowledged and lost")
+    print(
+        f"rows: {len(acknowledged)} acknowledged, {len(stored)} stored, "
+        f"{len(stored - acknowledged)} stored without acknowledgement, "
+        f"{len(acknowledged - stored)} acknowledged and lost"
+    )
     assert stored == acknowledged

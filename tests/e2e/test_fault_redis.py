@@ -34,8 +34,11 @@ def chat_members_on_both(url: str, workers: set[str], limit: int = 16) -> list[C
 
 def post_message(session, body: str) -> requests.Response:
     return requests.post(  # a new connection: any worker
-        session.base_url + "/chat/general/messages", data={"body": body},
-        headers={"X-CSRFToken": session.token, **JSON}, cookies=session.http.cookies, timeout=15,
+        session.base_url + "/chat/general/messages",
+        data={"body": body},
+        headers={"X-CSRFToken": session.token, **JSON},
+        cookies=session.http.cookies,
+        timeout=15,
     )
 
 
@@ -70,15 +73,17 @@ def test_while_redis_is_down_http_works_and_everything_catches_up_when_it_is_bac
 
     # Pages render on both workers; the member list says it does not know.
     for n in range(4):
-        response, took = timed_request("GET", web.url + "/chat/general",
-                                       cookies=members[n].session.http.cookies)
+        response, took = timed_request(
+            "GET", web.url + "/chat/general", cookies=members[n].session.http.cookies
+        )
         assert response.status_code == 200, response.text[:500]
         assert 'data-status="unknown"' in response.text
         figures[f"GET /chat/general #{n}"] = f"200 in {took:.2f} s"
         response, took = timed_request("GET", web.url + "/", cookies=author.http.cookies)
         assert response.status_code == 200
-    response, _ = timed_request("GET", web.url + "/chat/general/members", headers=JSON,
-                                cookies=author.http.cookies)
+    response, _ = timed_request(
+        "GET", web.url + "/chat/general/members", headers=JSON, cookies=author.http.cookies
+    )
     assert response.status_code == 200
     assert {m["status"] for m in response.json()["members"]} == {"unknown"}
 
@@ -92,8 +97,9 @@ def test_while_redis_is_down_http_works_and_everything_catches_up_when_it_is_bac
         messages.add(response.json()["id"])
         slowest = max(slowest, time.monotonic() - started)
     for client in members[:2]:
-        ack = client.client.call("chat:send", {"room": "general", "body": "over the socket"},
-                                 timeout=15)
+        ack = client.client.call(
+            "chat:send", {"room": "general", "body": "over the socket"}, timeout=15
+        )
         assert ack["ok"], ack
         messages.add(ack["id"])
     figures["writes while down"] = f"{len(rows) - 1} rows, {len(messages) - 1} messages stored"
@@ -117,8 +123,11 @@ def test_while_redis_is_down_http_works_and_everything_catches_up_when_it_is_bac
     for client in members:
         client.wait_until(lambda c: c.shows({u: "online" for u in everyone}), timeout=30)
     online_after = time.monotonic() - back_at
-    healthy = wait(lambda: requests.get(web.url + "/healthz", timeout=5).status_code == 200,
-                   20, "/healthz answers 200")
+    healthy = wait(
+        lambda: requests.get(web.url + "/healthz", timeout=5).status_code == 200,
+        20,
+        "/healthz answers 200",
+    )
     assert healthy
 
     # Relaying resumed: new writes are pushed live again, to every worker's clients.
@@ -134,14 +143,17 @@ def test_while_redis_is_down_http_works_and_everything_catches_up_when_it_is_bac
     messages.add(last_message)
 
     lost = sum(len(rows - c.ids()) for c in watchers) + sum(
-        len(messages - c.message_ids) for c in members)
+        len(messages - c.message_ids) for c in members
+    )
     duplicated = sum(c.duplicates() for c in watchers)
     figures["outage"] = f"{back_at - down_at:.1f} s"
     figures["resync told to every client"] = f"{resync_after:.2f} s after Redis was back"
     figures["every member online again"] = f"{online_after:.2f} s after Redis was back"
-    figures["deliveries"] = (f"{len(rows)} rows x {len(watchers)} watchers + {len(messages)} "
-                             f"messages x {len(members)} members; lost {lost}, "
-                             f"duplicated pushes {duplicated}")
+    figures["deliveries"] = (
+        f"{len(rows)} rows x {len(watchers)} watchers + {len(messages)} "
+        f"messages x {len(members)} members; lost {lost}, "
+        f"duplicated pushes {duplicated}"
+    )
     print("\nRedis down (queue and presence of 2 workers):")
     for name, value in figures.items():
         print(f"  {name}: {value}")

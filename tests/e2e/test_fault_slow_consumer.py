@@ -45,13 +45,14 @@ class StalledSocket:
         self.sock.sendall(
             f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Origin: {url}\r\nCookie: {cookie}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
         self.received = b""
         self._read_until(b"\r\n\r\n")
         assert b" 101 " in self.received.split(b"\r\n", 1)[0], self.received[:200]
         self._read_until(b'"sid"')  # the Engine.IO open packet
         self._send_text("40")  # Socket.IO connect to the default namespace
-        self._read_until(b"40{\"sid\"")
+        self._read_until(b'40{"sid"')
         self._send_text('420["chat:join",{"room":"general"}]')
         self._read_until(b'430[{"ok":true')  # joined: from now on it stops reading
 
@@ -118,8 +119,12 @@ def message_ids(data: bytes) -> set[int]:
 
 def run(tmp_path, limit: int) -> dict:
     server = LiveServer(
-        {"SECRET_KEY": "fault-secret", "DATABASE_URL": f"sqlite:///{tmp_path / f'{limit}.db'}",
-         "MESSAGE_QUEUE_URL": "", "SOCKET_SEND_QUEUE_MAX": str(limit)},
+        {
+            "SECRET_KEY": "fault-secret",
+            "DATABASE_URL": f"sqlite:///{tmp_path / f'{limit}.db'}",
+            "MESSAGE_QUEUE_URL": "",
+            "SOCKET_SEND_QUEUE_MAX": str(limit),
+        },
         log_path=tmp_path / f"gunicorn-{limit}.log",
     )
     server.migrate()
@@ -129,8 +134,7 @@ def run(tmp_path, limit: int) -> dict:
     try:
         (worker,) = children(server.process.pid)
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
-            authors = list(pool.map(lambda n: logged_in(server.url, f"author{n}"),
-                                    range(AUTHORS)))
+            authors = list(pool.map(lambda n: logged_in(server.url, f"author{n}"), range(AUTHORS)))
         arrivals: list[dict[int, float]] = []
         for session in authors[:READERS]:
             reader = StalledSocket(server.url, session.cookie_header())
@@ -148,9 +152,11 @@ def run(tmp_path, limit: int) -> dict:
             for _ in range(PER_AUTHOR):
                 started = time.monotonic()
                 response = author.http.post(
-                    server.url + "/chat/general/messages", data={"body": BODY},
+                    server.url + "/chat/general/messages",
+                    data={"body": BODY},
                     headers={"X-CSRFToken": author.token, "Accept": "application/json"},
-                    timeout=30)
+                    timeout=30,
+                )
                 assert response.status_code == 201, response.text
                 with lock:
                     posted[response.json()["id"]] = started
@@ -170,16 +176,24 @@ def run(tmp_path, limit: int) -> dict:
         caught_up = []
         for data, _closed in outcomes:
             after = max(message_ids(data), default=0)
-            answer = staller.http.get(f"{server.url}/chat/general/messages",
-                                      params={"after": after},
-                                      headers={"Accept": "application/json"}, timeout=30)
+            answer = staller.http.get(
+                f"{server.url}/chat/general/messages",
+                params={"after": after},
+                headers={"Accept": "application/json"},
+                timeout=30,
+            )
             caught_up.append({m["id"] for m in answer.json()["messages"]})
         log = (tmp_path / f"gunicorn-{limit}.log").read_text()
         return {
-            "posted": set(posted), "burst": burst, "rss_before": rss_before,
-            "rss_after": rss_after, "p50": statistics.median(latencies),
-            "p99": latencies[int(len(latencies) * 0.99)], "max": latencies[-1],
-            "outcomes": outcomes, "caught_up": caught_up,
+            "posted": set(posted),
+            "burst": burst,
+            "rss_before": rss_before,
+            "rss_after": rss_after,
+            "p50": statistics.median(latencies),
+            "p99": latencies[int(len(latencies) * 0.99)],
+            "max": latencies[-1],
+            "outcomes": outcomes,
+            "caught_up": caught_up,
             "dropped_logged": log.count("stopped reading"),
             "worker_alive": children(server.process.pid) == {worker},
         }
@@ -198,16 +212,18 @@ def test_a_client_that_stops_reading_is_dropped_and_catches_up_and_the_others_ke
         result["closed"] = sum(1 for _data, was_closed in result["outcomes"] if was_closed)
         got = [len(message_ids(data)) for data, _ in result["outcomes"]]
         total = len(result["posted"])
-        print(f"\n{'bound ' + str(limit) + ' packets' if limit else 'no bound'}: {total} "
-              f"messages of 2000 emoji in {result['burst']:.1f} s to {READERS} readers and {SLOW} "
-              f"stalled sockets; worker RSS {result['rss_before'] / 1024:.1f} -> "
-              f"{result['rss_after'] / 1024:.1f} MiB "
-              f"(+{(result['rss_after'] - result['rss_before']) / 1024:.1f}); readers' latency "
-              f"p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, max "
-              f"{result['max'] * 1000:.0f} ms; stalled sockets closed by the server: "
-              f"{result['closed']} of {SLOW} (logged {result['dropped_logged']}); messages they "
-              f"got before: {min(got)}..{max(got)} of {total}; missing after their catch-up: "
-              f"{sum(len(result['posted'] - message_ids(d) - c) for (d, _), c in zip(result['outcomes'], result['caught_up']))}")
+        print(
+            f"\n{'bound ' + str(limit) + ' packets' if limit else 'no bound'}: {total} "
+            f"messages of 2000 emoji in {result['burst']:.1f} s to {READERS} readers and {SLOW} "
+            f"stalled sockets; worker RSS {result['rss_before'] / 1024:.1f} -> "
+            f"{result['rss_after'] / 1024:.1f} MiB "
+            f"(+{(result['rss_after'] - result['rss_before']) / 1024:.1f}); readers' latency "
+            f"p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, max "
+            f"{result['max'] * 1000:.0f} ms; stalled sockets closed by the server: "
+            f"{result['closed']} of {SLOW} (logged {result['dropped_logged']}); messages they "
+            f"got before: {min(got)}..{max(got)} of {total}; missing after their catch-up: "
+            f"{sum(len(result['posted'] - message_ids(d) - c) for (d, _), c in zip(result['outcomes'], result['caught_up']))}"
+        )
         assert result["worker_alive"]
         for (data, _closed), caught_up in zip(result["outcomes"], result["caught_up"]):
             assert message_ids(data) | caught_up >= result["posted"]

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def limited_server(tmp_path):
     with sqlite_server(
-        tmp_path, RATELIMIT_SOCKET_CONNECTS_PER_IP="3 per minute",
-        RATELIMIT_LOGIN_PER_IP="2 per minute", SOCKETIO_MAX_MESSAGE_SIZE="16384",
+        tmp_path,
+        RATELIMIT_SOCKET_CONNECTS_PER_IP="3 per minute",
+        RATELIMIT_LOGIN_PER_IP="2 per minute",
+        SOCKETIO_MAX_MESSAGE_SIZE="16384",
         MAX_CONTENT_LENGTH="32768",
     ) as server:
         yield server
@@ -47,8 +49,10 @@ def test_socket_connections_over_the_limit_are_refused(limited_server):
 def test_logins_over_the_limit_get_429_with_retry_after(limited_server):
     session = BrowserSession(limited_server.url)
     form = {"username": "nobody", "password": "wrong password", "csrf_token": session.token}
-    statuses = [session.http.post(limited_server.url + "/login", data=form, timeout=10).status_code
-                for _ in range(2)]
+    statuses = [
+        session.http.post(limited_server.url + "/login", data=form, timeout=10).status_code
+        for _ in range(2)
+    ]
     assert statuses == [422, 422]
     refused = session.http.post(limited_server.url + "/login", data=form, timeout=10)
     assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
@@ -73,19 +77,27 @@ def test_an_oversized_socket_message_closes_that_connection_only(limited_server)
         time.sleep(0.05)
     assert not sender.client.connected, "the big sender was not disconnected"
     assert watcher.client.connected
-    response = requests.post(limited_server.url + "/table/rows", data={"a": "4", "b": "5"},
-                             headers={"X-CSRFToken": session.token, "HX-Request": "true"},
-                             cookies=session.http.cookies, timeout=10)
+    response = requests.post(
+        limited_server.url + "/table/rows",
+        data={"a": "4", "b": "5"},
+        headers={"X-CSRFToken": session.token, "HX-Request": "true"},
+        cookies=session.http.cookies,
+        timeout=10,
+    )
     assert response.status_code == 201
-    [row] = [d for d in watcher.wait_for(lambda ev: any(e == "table:row" for e, _ in ev))
-             if d[0] == "table:row"]
+    [row] = [
+        d
+        for d in watcher.wait_for(lambda ev: any(e == "table:row" for e, _ in ev))
+        if d[0] == "table:row"
+    ]
     assert row[1]["sum"] == 9
     watcher.disconnect()
 
 
 def worker_rss_mib(server: LiveServer) -> int:
-    [pid] = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True,
-                           text=True).stdout.split()
+    [pid] = subprocess.run(
+        ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
+    ).stdout.split()
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split("VmRSS:")[1].split()[0]) // 1024
 

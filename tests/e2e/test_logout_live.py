@@ -25,8 +25,9 @@ def test_logout_closes_the_users_sockets_on_every_worker(cluster):
         on.add(worker_of(sock))
     bob_socket = LiveSocket(bystander).connect()
 
-    response = laptop.http.post(web.url + "/logout", data={"csrf_token": laptop.token},
-                                allow_redirects=False, timeout=10)
+    response = laptop.http.post(
+        web.url + "/logout", data={"csrf_token": laptop.token}, allow_redirects=False, timeout=10
+    )
     assert response.status_code == 303
 
     deadline = time.monotonic() + 15

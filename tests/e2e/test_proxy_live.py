@@ -20,8 +20,11 @@ def proxied_server(tmp_path):
 
 
 def forwarded(address: str) -> dict:
-    return {"X-Forwarded-For": address, "X-Forwarded-Proto": "https",
-            "X-Forwarded-Host": "chat.example.com"}
+    return {
+        "X-Forwarded-For": address,
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "chat.example.com",
+    }
 
 
 def cookie_attributes(response) -> set[str]:
@@ -30,10 +33,12 @@ def cookie_attributes(response) -> set[str]:
 
 
 def connect(server: LiveServer, address: str) -> socketio.Client:
-    client = socketio.Client(reconnection=False,
-                             websocket_extra_options={"origin": "https://chat.example.com"})
-    client.connect(server.url, transports=["websocket"], headers=forwarded(address),
-                   wait_timeout=10)
+    client = socketio.Client(
+        reconnection=False, websocket_extra_options={"origin": "https://chat.example.com"}
+    )
+    client.connect(
+        server.url, transports=["websocket"], headers=forwarded(address), wait_timeout=10
+    )
     return client
 
 

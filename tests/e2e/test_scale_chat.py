@@ -32,8 +32,12 @@ def member_lists(url: str, session, count: int = 2) -> dict[str, list[dict]]:
     """The room's member list as each of ``count`` workers answers it: worker -> members."""
     answers: dict[str, list[dict]] = {}
     for _ in range(40):  # a new connection each time, handed to any worker
-        response = requests.get(url + "/chat/general/members", cookies=session.http.cookies,
-                                headers={"Accept": "application/json"}, timeout=10)
+        response = requests.get(
+            url + "/chat/general/members",
+            cookies=session.http.cookies,
+            headers={"Accept": "application/json"},
+            timeout=10,
+        )
         assert response.status_code == 200, response.text
         answers[response.headers["X-Worker"]] = response.json()["members"]
         if len(answers) == count:
@@ -44,9 +48,11 @@ def member_lists(url: str, session, count: int = 2) -> dict[str, list[dict]]:
 def post_over_http(session, body: str) -> tuple[int, str]:
     """POST /chat/general/messages on a new connection; (message id, worker that stored it)."""
     response = requests.post(
-        session.base_url + "/chat/general/messages", data={"body": body},
+        session.base_url + "/chat/general/messages",
+        data={"body": body},
         headers={"X-CSRFToken": session.token, "Accept": "application/json"},
-        cookies=session.http.cookies, timeout=10,
+        cookies=session.http.cookies,
+        timeout=10,
     )
     assert response.status_code == 201, response.text
     return response.json()["id"], response.headers["X-Worker"]
@@ -67,13 +73,18 @@ def test_a_room_over_two_workers_shares_messages_presence_typing_and_members(clu
     per_worker = Counter(c.worker for c in clients)
     for client in clients:
         client.wait_until(lambda c: c.shows(statuses(clients, "online")))
-    expected = sorted(({"user": c.username, "status": "online"} for c in clients),
-                      key=lambda m: m["user"])
+    expected = sorted(
+        ({"user": c.username, "status": "online"} for c in clients), key=lambda m: m["user"]
+    )
     assert list(member_lists(web.url, clients[0].session).values()) == [expected, expected]
 
     # Messages: one from every member over its socket, and one over HTTP stored by each worker.
-    sent = [c.client.call("chat:send", {"room": "general", "body": f"hello from {c.username}"},
-                          timeout=10) for c in clients]
+    sent = [
+        c.client.call(
+            "chat:send", {"room": "general", "body": f"hello from {c.username}"}, timeout=10
+        )
+        for c in clients
+    ]
     assert all(ack["ok"] for ack in sent), sent
     ids = {ack["id"] for ack in sent}
     stored_by = set()
@@ -93,9 +104,11 @@ def test_a_room_over_two_workers_shares_messages_presence_typing_and_members(clu
         pushed = pushed_ids(client)
         lost += len(ids - set(pushed))
         duplicated += len(pushed) - len(set(pushed))
-    print(f"\n{queue}: chat members per worker {sorted(per_worker.values())}; "
-          f"{len(ids)} messages ({len(ids) - len(sent)} over HTTP) x {len(clients)} members = "
-          f"{len(ids) * len(clients)} deliveries, {lost} lost, {duplicated} duplicated")
+    print(
+        f"\n{queue}: chat members per worker {sorted(per_worker.values())}; "
+        f"{len(ids)} messages ({len(ids) - len(sent)} over HTTP) x {len(clients)} members = "
+        f"{len(ids) * len(clients)} deliveries, {lost} lost, {duplicated} duplicated"
+    )
     assert lost == duplicated == 0
 
     # Typing and presence from a member on each worker reach everyone, on both workers.
@@ -104,8 +117,11 @@ def test_a_room_over_two_workers_shares_messages_presence_typing_and_members(clu
         others = [c for c in clients if c is not typist]
         assert typist.client.call("chat:typing", {"room": "general"}, timeout=10)["ok"]
         for client in others:
-            client.wait_until(lambda c, t=typist: any(
-                e == "chat:typing" and d["user"] == t.username for e, d in c.events))
+            client.wait_until(
+                lambda c, t=typist: any(
+                    e == "chat:typing" and d["user"] == t.username for e, d in c.events
+                )
+            )
         for status in ("away", "online"):
             ack = typist.client.call("presence:set", {"status": status}, timeout=10)
             assert ack == {"ok": True, "status": status}
@@ -151,8 +167,15 @@ def test_users_of_a_killed_worker_go_offline_within_60_s_and_online_when_back(cl
     for client in survivors:
         client.wait_until(lambda c: c.shows(gone), timeout=60)
     victim_names = {v.username for v in victims}
-    offline_after = max(t for c in survivors for t, e, d in c.arrived if t > killed
-                        and e == "chat:presence" and d["user"] in victim_names) - killed
+    offline_after = (
+        max(
+            t
+            for c in survivors
+            for t, e, d in c.arrived
+            if t > killed and e == "chat:presence" and d["user"] in victim_names
+        )
+        - killed
+    )
     assert offline_after < 60
     expected = [{"user": user, "status": gone[user]} for user in sorted(gone)]
     assert list(member_lists(web.url, survivors[0].session).values()) == [expected, expected]
@@ -166,10 +189,12 @@ def test_users_of_a_killed_worker_go_offline_within_60_s_and_online_when_back(cl
     expected = [{"user": user, "status": "online"} for user in sorted(statuses(clients, ""))]
     assert list(member_lists(web.url, survivors[0].session).values()) == [expected, expected]
 
-    print(f"\nkill -9 of a worker holding {len(victims)} of {len(clients)} chat members: "
-          f"shown offline to the other worker's members {offline_after:.1f} s later "
-          f"(heartbeat TTL 15 s, beat and reap every 5 s); online again "
-          f"{online_after:.1f} s after they reconnected")
+    print(
+        f"\nkill -9 of a worker holding {len(victims)} of {len(clients)} chat members: "
+        f"shown offline to the other worker's members {offline_after:.1f} s later "
+        f"(heartbeat TTL 15 s, beat and reap every 5 s); online again "
+        f"{online_after:.1f} s after they reconnected"
+    )
     for client in survivors + returned:
         client.disconnect()
 
@@ -208,7 +233,9 @@ def test_after_a_queue_outage_every_member_list_catches_up(cluster, own_redis, p
     in_sync = time.monotonic() - restarted
     expected = [{"user": user, "status": truth[user]} for user in sorted(truth)]
     assert list(member_lists(web.url, stayed[0].session).values()) == [expected, expected]
-    print(f"\npresence in {presence}: every member list ({len(stayed)} pages on 2 workers) "
-          f"was right again {in_sync:.1f} s after Redis restarted")
+    print(
+        f"\npresence in {presence}: every member list ({len(stayed)} pages on 2 workers) "
+        f"was right again {in_sync:.1f} s after Redis restarted"
+    )
     for client in stayed:
         client.disconnect()

@@ -15,12 +15,18 @@ pytestmark = pytest.mark.e2e
 
 
 def gunicorn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("WEB_CONCURRENCY", "MESSAGE_QUEUE_URL", "DATABASE_URL", "BIND")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WEB_CONCURRENCY", "MESSAGE_QUEUE_URL", "DATABASE_URL", "BIND")
+    }
     return subprocess.run(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *args, "wsgi:app"],
-        cwd=ROOT, env={**base, "SECRET_KEY": "x", "PORT": str(free_port()), **env},
-        capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**base, "SECRET_KEY": "x", "PORT": str(free_port()), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -36,10 +42,20 @@ def gunicorn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         ({"DATABASE_URL": "sqlite://"}, (), "in-memory SQLite database"),
         ({"GUNICORN_CMD_ARGS": "--preload"}, (), "--preload must stay off"),
         ({}, ("-k", "gevent"), "the worker class must be gevent-websocket's"),
-        ({"WEB_CONCURRENCY": "2", "MESSAGE_QUEUE_URL": "amqp://guest:guest@127.0.0.1:5672//"},
-         (), "2 workers need a shared presence store: set PRESENCE_URL"),
-        ({"WEB_CONCURRENCY": "2", "MESSAGE_QUEUE_URL": "redis://127.0.0.1:6379/0",
-          "PRESENCE_URL": "amqp://guest:guest@127.0.0.1:5672//"}, (), "need a shared presence"),
+        (
+            {"WEB_CONCURRENCY": "2", "MESSAGE_QUEUE_URL": "amqp://guest:guest@127.0.0.1:5672//"},
+            (),
+            "2 workers need a shared presence store: set PRESENCE_URL",
+        ),
+        (
+            {
+                "WEB_CONCURRENCY": "2",
+                "MESSAGE_QUEUE_URL": "redis://127.0.0.1:6379/0",
+                "PRESENCE_URL": "amqp://guest:guest@127.0.0.1:5672//",
+            },
+            (),
+            "need a shared presence",
+        ),
     ],
 )
 def test_settings_that_cannot_work_are_refused_with_a_reason(env, args, message):
@@ -58,19 +74,23 @@ def test_a_port_in_use_is_refused_rather_than_shared():
     assert "cannot listen on 127.0.0.1:" in result.stderr
 
 
-
 def test_dead_database_and_queue_answer_503_without_blocking_the_worker(tmp_path, black_hole):
     server = LiveServer(
-        {"SECRET_KEY": "x", "DATABASE_URL": f"postgresql+psycopg://postgres@{black_hole}/app",
-         "MESSAGE_QUEUE_URL": f"redis://{black_hole}/0", "DB_CONNECT_TIMEOUT": "2"},
+        {
+            "SECRET_KEY": "x",
+            "DATABASE_URL": f"postgresql+psycopg://postgres@{black_hole}/app",
+            "MESSAGE_QUEUE_URL": f"redis://{black_hole}/0",
+            "DB_CONNECT_TIMEOUT": "2",
+        },
         log_path=tmp_path / "gunicorn.log",
     ).start(timeout=60, healthy=False)
     try:
         # Four probes at once on one worker: each waits for its timeouts, side by side.
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(
-                lambda _: requests.get(server.url + "/healthz", timeout=30), range(4)))
+            answers = list(
+                pool.map(lambda _: requests.get(server.url + "/healthz", timeout=30), range(4))
+            )
         elapsed = time.monotonic() - started
         assert [a.status_code for a in answers] == [503] * 4
         assert answers[0].json() == {"db": "down", "queue": "down"}
@@ -82,8 +102,13 @@ def test_dead_database_and_queue_answer_503_without_blocking_the_worker(tmp_path
 
 def test_command_line_gives_up_quickly_on_a_dead_queue(tmp_path, black_hole):
     # RabbitMQ that never answers: kombu's own defaults would retry for ever.
-    server = LiveServer({"SECRET_KEY": "x", "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-                         "MESSAGE_QUEUE_URL": f"amqp://guest:guest@{black_hole}//"})
+    server = LiveServer(
+        {
+            "SECRET_KEY": "x",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+            "MESSAGE_QUEUE_URL": f"amqp://guest:guest@{black_hole}//",
+        }
+    )
     server.migrate()
     started = time.monotonic()
     result = server.flask("table", "add-row", "2", "3", timeout=60)

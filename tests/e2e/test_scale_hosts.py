@@ -61,8 +61,10 @@ def test_two_hosts_behind_nginx_share_every_row(cluster, balancer):
         member.wait_until(lambda m: set(sent) <= m.message_ids)
         pushed = [data["id"] for event, data in member.events if event == "chat:message"]
         assert sorted(pushed) == sorted(sent), "a message came twice or not at all"
-    print(f"chat sockets per host through nginx: "
-          f"{[sum(host_of[m.worker] == h for m in members) for h in (0, 1)]}; "
-          f"{len(sent)} messages x {len(members)} members delivered once each")
+    print(
+        f"chat sockets per host through nginx: "
+        f"{[sum(host_of[m.worker] == h for m in members) for h in (0, 1)]}; "
+        f"{len(sent)} messages x {len(members)} members delivered once each"
+    )
     for member in members:
         member.disconnect()

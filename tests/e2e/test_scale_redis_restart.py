@@ -49,9 +49,11 @@ def test_relaying_resumes_after_a_redis_restart_and_nothing_is_lost(cluster, own
     for client in clients:
         client.wait_for_rows(after)
 
-    print(f"\nslowest POST while Redis was down: {slowest:.2f} s; relaying resumed "
-          f"{resumed:.2f} s after Redis restarted; {len(clients)} clients on "
-          f"{len(spread(clients))} workers")
+    print(
+        f"\nslowest POST while Redis was down: {slowest:.2f} s; relaying resumed "
+        f"{resumed:.2f} s after Redis restarted; {len(clients)} clients on "
+        f"{len(spread(clients))} workers"
+    )
     assert resumed < 15
     assert slowest < 10, "a POST waited too long on the dead queue"
     for client in clients:

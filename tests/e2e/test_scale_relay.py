@@ -36,8 +36,9 @@ class FreezableProxy:
             upstream = socket.create_connection(("127.0.0.1", self.target))
             self.links += 1
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst, self.links),
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._pump, args=(src, dst, self.links), daemon=True
+                ).start()
 
     def _pump(self, src, dst, link):
         try:
@@ -57,8 +58,11 @@ class FreezableProxy:
 def test_a_silently_dead_connection_is_replaced_and_reported(own_redis):
     proxy = FreezableProxy(own_redis.port)
     subscriptions = []
-    relay = RedisRelay(f"redis://127.0.0.1:{proxy.port}/0", channel=unique_channel(),
-                       on_subscribed=lambda: subscriptions.append(time.monotonic()))
+    relay = RedisRelay(
+        f"redis://127.0.0.1:{proxy.port}/0",
+        channel=unique_channel(),
+        on_subscribed=lambda: subscriptions.append(time.monotonic()),
+    )
     relay.ping_after, relay.dead_after = 0.3, 1.5
     received, stop = queue.Queue(), threading.Event()
 
@@ -85,8 +89,10 @@ def test_a_silently_dead_connection_is_replaced_and_reported(own_redis):
     frozen = time.monotonic()
     publisher.publish(relay.channel, "lost")  # nobody hears it: the link is dead
     wait(lambda: len(subscriptions) == 2)
-    print(f"\nsilent connection replaced after {subscriptions[1] - frozen:.1f} s "
-          f"(pings after {relay.ping_after} s of silence, gives up after {relay.dead_after} s)")
+    print(
+        f"\nsilent connection replaced after {subscriptions[1] - frozen:.1f} s "
+        f"(pings after {relay.ping_after} s of silence, gives up after {relay.dead_after} s)"
+    )
 
     stop.set()
     publisher.publish(relay.channel, "after")

@@ -42,13 +42,16 @@ def test_every_client_on_both_workers_gets_every_row_exactly_once(cluster, queue
         pushed = {row["id"]: row for row in client.live}
         missing += len(set(posted) - set(pushed))
         assert client.duplicates() == 0
-        assert all(row["sum"] == posted[row["id"]] == row["a"] + row["b"]
-                   for row in pushed.values())
+        assert all(
+            row["sum"] == posted[row["id"]] == row["a"] + row["b"] for row in pushed.values()
+        )
         assert sum(row["sum"] for row in pushed.values()) == sum(posted.values())
-    print(f"\n{queue}: clients per worker {sorted(per_worker.values())}, rows stored per worker "
-          f"{sorted(served_by.count(w) for w in web.workers)} + 1 from the command line "
-          f"({command_seconds:.1f} s); {len(posted) * CLIENTS} deliveries, {missing} missing, "
-          f"0 duplicated")
+    print(
+        f"\n{queue}: clients per worker {sorted(per_worker.values())}, rows stored per worker "
+        f"{sorted(served_by.count(w) for w in web.workers)} + 1 from the command line "
+        f"({command_seconds:.1f} s); {len(posted) * CLIENTS} deliveries, {missing} missing, "
+        f"0 duplicated"
+    )
     assert missing == 0, "some rows reached a client only by catching up"
     for client in clients:
         client.disconnect()

@@ -11,8 +11,12 @@ pytestmark = pytest.mark.e2e
 
 def test_listed_and_own_origins_open_a_socket_and_a_foreign_one_cannot(tmp_path):
     server = LiveServer(
-        {"SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
-         "MESSAGE_QUEUE_URL": "", "SOCKETIO_ALLOWED_ORIGINS": "https://partner.example"},
+        {
+            "SECRET_KEY": "e2e-secret",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+            "MESSAGE_QUEUE_URL": "",
+            "SOCKETIO_ALLOWED_ORIGINS": "https://partner.example",
+        },
         log_path=tmp_path / "gunicorn.log",
     )
     server.migrate()

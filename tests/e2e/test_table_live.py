@@ -25,7 +25,7 @@ def test_two_clients_receive_a_row_posted_over_http(live_server):
         [row] = sock.of("table:row")
         assert row["sum"] == 42 and (row["a"], row["b"]) == (19, 23)
         assert row["id"] == 1 and 'id="row-1"' in row["html"]
-        assert 'hx-swap-oob' in row["html"]
+        assert "hx-swap-oob" in row["html"]
     for sock in sockets:
         sock.disconnect()
 

@@ -27,7 +27,9 @@ def _account_form(template: str, check, welcome: bool = False):
         user = check(request.form.get("username"), request.form.get("password"))
     except ValidationError as error:
         return render_template(
-            template, error=str(error), username=request.form.get("username", ""),
+            template,
+            error=str(error),
+            username=request.form.get("username", ""),
             next=safe_next(request.form.get("next")),
         ), 422
     # A fresh session on login: nothing from before (a planted session id) carries over.

@@ -29,9 +29,7 @@ def check_name(value, what: str = "Username") -> str:
         raise ValidationError(f"{what} is required.")
     name = value.strip()
     if not NAME_PATTERN.fullmatch(name):
-        raise ValidationError(
-            f"{what} must be 3 to 32 characters: letters, digits, '_' or '-'."
-        )
+        raise ValidationError(f"{what} must be 3 to 32 characters: letters, digits, '_' or '-'.")
     return name
 
 

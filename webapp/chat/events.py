@@ -45,8 +45,11 @@ def chat_event(name: str):
                 db.session.rollback()
                 log.exception("%s failed", name)
                 # ``retry``: not the client's fault; the same event may succeed in a moment.
-                return {"ok": False, "retry": True,
-                        "error": "The server could not do that just now. Try again."}
+                return {
+                    "ok": False,
+                    "retry": True,
+                    "error": "The server could not do that just now. Try again.",
+                }
 
         return socketio.on(name)(handler)
 
@@ -99,8 +102,11 @@ def on_join(user, data):
         leave_room(f"chat:{previous}")
     join_room(services.channel(room))
     services.join(user, room)
-    return {"room": room.name, "last_id": services.last_message_id(room),
-            "members": services.member_statuses(room)}
+    return {
+        "room": room.name,
+        "last_id": services.last_message_id(room),
+        "members": services.member_statuses(room),
+    }
 
 
 @chat_event("chat:leave")

@@ -143,8 +143,12 @@ class _MemoryState:
 class MemoryPresence(PresenceStore):
     """Everything in this process: right for one worker. ``state`` may be shared in tests."""
 
-    def __init__(self, worker_id: str | None = None, state: _MemoryState | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        worker_id: str | None = None,
+        state: _MemoryState | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         super().__init__(worker_id)
         self.state = state or _MemoryState()
         self.clock = clock
@@ -184,8 +188,11 @@ class MemoryPresence(PresenceStore):
         with self.state.lock:
             dead = {w for w, until in self.state.alive.items() if until <= now}
             # Entries of a worker that never beat at all are dead too (except our own).
-            dead |= {c.worker for c in self.state.connections.values()
-                     if c.worker not in self.state.alive and c.worker != self.worker_id}
+            dead |= {
+                c.worker
+                for c in self.state.connections.values()
+                if c.worker not in self.state.alive and c.worker != self.worker_id
+            }
             for worker in dead:
                 self.state.alive.pop(worker, None)
         users: set[int] = set()
@@ -270,8 +277,13 @@ class RedisPresence(PresenceStore):
     (set), ``alive:<worker>`` (heartbeat with a TTL), ``flood:*`` and ``throttle:*``.
     """
 
-    def __init__(self, url: str, prefix: str = "presence:", worker_id: str | None = None,
-                 max_connections: int = 50):
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "presence:",
+        worker_id: str | None = None,
+        max_connections: int = 50,
+    ):
         import redis
 
         super().__init__(worker_id)
@@ -279,8 +291,13 @@ class RedisPresence(PresenceStore):
         # blips) their disconnect handlers queue for a connection instead of failing with
         # "Too many connections" once redis-py's default 100 are in use.
         pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=10, decode_responses=True,
-            socket_timeout=5, socket_connect_timeout=5, health_check_interval=30,
+            url,
+            max_connections=max_connections,
+            timeout=10,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=30,
         )
         self.redis = redis.Redis(connection_pool=pool)
         self.prefix = prefix
@@ -298,9 +315,13 @@ class RedisPresence(PresenceStore):
         if not data or "user_id" not in data:
             return None
         return Connection(
-            sid=sid, user_id=int(data["user_id"]), username=data["username"],
-            worker=data["worker"], status=data.get("status", ONLINE),
-            room=data.get("room") or None, last_seen=float(data.get("last_seen", 0)),
+            sid=sid,
+            user_id=int(data["user_id"]),
+            username=data["username"],
+            worker=data["worker"],
+            status=data.get("status", ONLINE),
+            room=data.get("room") or None,
+            last_seen=float(data.get("last_seen", 0)),
         )
 
     def add(self, connection: Connection) -> None:
@@ -419,8 +440,11 @@ class RedisPresence(PresenceStore):
         return bool(self._allow(keys=[self._key("flood", key)], args=[now, window, limit, member]))
 
     def throttle(self, key: str, interval: float) -> bool:
-        return bool(self.redis.set(self._key("throttle", key), "1", nx=True,
-                                   px=max(1, int(interval * 1000))))
+        return bool(
+            self.redis.set(
+                self._key("throttle", key), "1", nx=True, px=max(1, int(interval * 1000))
+            )
+        )
 
 
 def create_store(app) -> PresenceStore:
@@ -428,7 +452,9 @@ def create_store(app) -> PresenceStore:
     configured = app.config.get("PRESENCE_URL")
     url = configured or app.config.get("MESSAGE_QUEUE_URL") or ""
     if url.startswith(REDIS_SCHEMES):
-        prefix = app.config.get("PRESENCE_KEY_PREFIX") or f"{app.config['SOCKETIO_CHANNEL']}:presence:"
+        prefix = (
+            app.config.get("PRESENCE_KEY_PREFIX") or f"{app.config['SOCKETIO_CHANNEL']}:presence:"
+        )
         return RedisPresence(url, prefix=prefix)
     if configured:
         raise RuntimeError(

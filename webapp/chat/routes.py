@@ -54,8 +54,11 @@ def create_room():
         if wants_json():
             return jsonify(ok=False, error=str(error)), 422
         return render(
-            "chat/index.html", "chat/_room_form.html", 422,
-            rooms=services.rooms_with_unread(_user()), error=str(error),
+            "chat/index.html",
+            "chat/_room_form.html",
+            422,
+            rooms=services.rooms_with_unread(_user()),
+            error=str(error),
             name=request.form.get("name", ""),
         )
     url = url_for("chat.room", name=room.name)
@@ -63,7 +66,12 @@ def create_room():
         return jsonify(ok=True, room=room.name, url=url), 201
     if is_htmx():
         # Open the new room like a room link does: only the chat part of the page changes.
-        location = {"path": url, "target": "#chat-page", "select": "#chat-page", "swap": "outerHTML"}
+        location = {
+            "path": url,
+            "target": "#chat-page",
+            "select": "#chat-page",
+            "swap": "outerHTML",
+        }
         return "", 201, {"HX-Location": json.dumps(location)}
     return redirect(url, 303)
 
@@ -105,8 +113,12 @@ def messages(name: str):
     if wants_json():
         return jsonify(ok=True, messages=[m.to_dict() for m in found])
     return render_template(
-        "chat/_page.html", current_room=room, messages=found, has_older=len(found) == limit,
-        oldest_id=found[0].id if found else 0, limit=limit,
+        "chat/_page.html",
+        current_room=room,
+        messages=found,
+        has_older=len(found) == limit,
+        oldest_id=found[0].id if found else 0,
+        limit=limit,
     )
 
 
@@ -135,8 +147,11 @@ def post_message(name: str):
         if wants_json():
             return jsonify(ok=False, error=str(error)), status
         return render(
-            "chat/room.html", "chat/_composer_feedback.html", status,
-            **({} if is_htmx() else _room_context(room)), error=str(error),
+            "chat/room.html",
+            "chat/_composer_feedback.html",
+            status,
+            **({} if is_htmx() else _room_context(room)),
+            error=str(error),
             body=request.form.get("body", ""),
         )
     status = 201 if created else 200

@@ -225,15 +225,23 @@ def latest_messages(room: Room, limit: int) -> list[Message]:
 
 def messages_before(room: Room, before_id: int, limit: int) -> list[Message]:
     """The ``limit`` messages just older than ``before_id``, oldest first."""
-    query = (_visible(room).where(Message.id < clamp_id(before_id))
-             .order_by(Message.id.desc()).limit(limit))
+    query = (
+        _visible(room)
+        .where(Message.id < clamp_id(before_id))
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
     return list(reversed(list(db.session.scalars(query))))
 
 
 def messages_after(room: Room, after_id: int, limit: int) -> list[Message]:
     """Messages newer than ``after_id``, oldest first, at most ``limit``."""
-    query = (_visible(room).where(Message.id > clamp_id(after_id))
-             .order_by(Message.id.asc()).limit(limit))
+    query = (
+        _visible(room)
+        .where(Message.id > clamp_id(after_id))
+        .order_by(Message.id.asc())
+        .limit(limit)
+    )
     return list(db.session.scalars(query))
 
 
@@ -308,8 +316,12 @@ def edit_message(user: User, message_id, body) -> Message:
     message.edited_at = utcnow()
     db.session.commit()
     html = render_fragment("chat/_message.html", message=message, oob=True)
-    data = {"id": message.id, "room": message.room.name, "body": message.body,
-            "edited_at": iso_utc(message.edited_at)}
+    data = {
+        "id": message.id,
+        "room": message.room.name,
+        "body": message.body,
+        "edited_at": iso_utc(message.edited_at),
+    }
     broadcast("chat:message-edited", data, html, to=channel(message.room))
     return message
 
@@ -321,8 +333,12 @@ def delete_message(user: User, message_id) -> None:
     message.body = ""
     db.session.commit()
     html = render_fragment("chat/_message_deleted.html", message_id=message.id)
-    broadcast("chat:message-deleted", {"id": message.id, "room": message.room.name}, html,
-              to=channel(message.room))
+    broadcast(
+        "chat:message-deleted",
+        {"id": message.id, "room": message.room.name},
+        html,
+        to=channel(message.room),
+    )
 
 
 def typing(user: User, room: Room) -> bool:
@@ -438,5 +454,6 @@ def announce_presence(user_ids: set[int], rooms: list[Room] | None = None) -> No
             targets = list(db.session.scalars(query.where(Member.user_id == user_id)))
         html = render_fragment("chat/_member_presence.html", user=user, status=status)
         for room in targets:
-            broadcast("chat:presence", {"user": user.username, "status": status}, html,
-                      to=channel(room))
+            broadcast(
+                "chat:presence", {"user": user.username, "status": status}, html, to=channel(room)
+            )

@@ -18,7 +18,11 @@ def linkify(text: str) -> Markup:
     for match in LINK.finditer(text):
         url = match.group(0)
         # "see https://example.com." ends the sentence, not the link; keep balanced parens.
-        while url and url[-1] in TRAILING and not (url[-1] == ")" and url.count("(") >= url.count(")")):
+        while (
+            url
+            and url[-1] in TRAILING
+            and not (url[-1] == ")" and url.count("(") >= url.count(")"))
+        ):
             url = url[:-1]
         if not urlsplit(url).hostname:
             continue

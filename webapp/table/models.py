@@ -26,9 +26,14 @@ class Row(db.Model):
 
     def to_dict(self) -> dict:
         """The data fields of the row, as sent to non-browser clients."""
-        return {"id": self.id, "a": self.a, "b": self.b, "sum": self.sum,
-                "created_at": iso_utc(self.created_at),
-                "user": self.user.username if self.user else None}
+        return {
+            "id": self.id,
+            "a": self.a,
+            "b": self.b,
+            "sum": self.sum,
+            "created_at": iso_utc(self.created_at),
+            "user": self.user.username if self.user else None,
+        }
 
 
 class TableTotals(db.Model):

@@ -80,15 +80,22 @@ def add_row():
         if wants_json():
             return jsonify(ok=False, error=str(error)), 422
         return render(
-            "table/index.html", "table/_form_feedback.html", 422,
-            **({} if is_htmx() else _page_context()), error=str(error),
-            error_field=error.field, form=request.form,
+            "table/index.html",
+            "table/_form_feedback.html",
+            422,
+            **({} if is_htmx() else _page_context()),
+            error=str(error),
+            error_field=error.field,
+            form=request.form,
         )
     if wants_json():
         return jsonify(ok=True, **row.to_dict()), 201
     return render(
-        "table/index.html", "table/_form_feedback.html", 201,
-        **({} if is_htmx() else _page_context()), added=row,
+        "table/index.html",
+        "table/_form_feedback.html",
+        201,
+        **({} if is_htmx() else _page_context()),
+        added=row,
     )
 
 
