@@ -56,7 +56,7 @@ test-postgres: install
 	TEST_DATABASE=postgres $(BIN)/pytest -m "not e2e" --ignore=tests/e2e $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check webapp tests && $(BIN)/ruff format --check webapp tests
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR)

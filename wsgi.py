@@ -9,10 +9,10 @@ if __name__ == "__main__":
 
     monkey.patch_all()
 
-import gc  # noqa: E402
+import gc
 
-from webapp import create_app  # noqa: E402
-from webapp.extensions import socketio  # noqa: E402
+from webapp import create_app
+from webapp.extensions import socketio
 
 app = create_app()
 
@@ -29,5 +29,5 @@ if __name__ == "__main__":
     import os
 
     socketio.run(
-        app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", 8000))
+        app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8000"))
     )

@@ -45,8 +45,10 @@ def judge_pip(report: dict | None, error: str = "") -> Verdict:
             "pip-audit",
             "skip",
             [
-                f"the vulnerability service knew none of the {len(skipped)} packages, e.g. "
-                f"{skipped[0]['skip_reason']}"
+                (
+                    f"the vulnerability service knew none of the {len(skipped)} packages, e.g. "
+                    f"{skipped[0]['skip_reason']}"
+                )
             ],
         )
     fixable, unfixable = [], []
@@ -129,6 +131,7 @@ def run_pip_audit() -> Verdict:
                 capture_output=True,
                 text=True,
                 timeout=600,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             return judge_pip(None, "pip-audit timed out")
@@ -138,7 +141,12 @@ def run_pip_audit() -> Verdict:
 def run_npm_audit() -> Verdict:
     try:
         result = subprocess.run(
-            ["npm", "audit", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300
+            ["npm", "audit", "--json"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         return judge_npm(None, str(error))

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.generator import Generator, children_of
-from tests.e2e.server import LiveServer  # noqa: E402 (the tests start gunicorn the same way)
+from tests.e2e.server import LiveServer
 
 RESULTS = ROOT / "bench" / "results"
 LOADGEN = ROOT / "bench" / "loadgen.mjs"

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.generator import Generator, children_of
-from tests.e2e.server import LiveServer  # noqa: E402 (the tests start gunicorn the same way)
+from tests.e2e.server import LiveServer
 
 RESULTS = ROOT / "bench" / "results"
 GENERATOR = ROOT / "bench" / "soak.mjs"
@@ -541,14 +541,18 @@ def summary(report: dict, failed: list[str], workers: list[str]) -> str:
     d, g = report["deliveries"], report["generator"]
     lat = g["latency_ms"]
     lines = [
-        f"Soak: {report['setup']['clients']} clients ({report['setup']['chat_tabs']} chat tabs of "
-        f"{report['setup']['users']} users in {len(report['setup']['rooms'])} rooms), "
-        f"{report['config']['workers']} workers, PostgreSQL + Redis, load for "
-        f"{report['load_seconds']:.0f}s (steady {report['steady_seconds']:.0f}s after a "
-        f"{report['config']['warmup']:.0f}s warm-up)",
+        (
+            f"Soak: {report['setup']['clients']} clients ({report['setup']['chat_tabs']} chat tabs of "
+            f"{report['setup']['users']} users in {len(report['setup']['rooms'])} rooms), "
+            f"{report['config']['workers']} workers, PostgreSQL + Redis, load for "
+            f"{report['load_seconds']:.0f}s (steady {report['steady_seconds']:.0f}s after a "
+            f"{report['config']['warmup']:.0f}s warm-up)"
+        ),
         "",
-        "| | sent | acknowledged | failed | stored | deliveries expected | received | by socket "
-        "| by catch-up only | lost | duplicated | unknown | latency p50 / p99 / max ms |",
+        (
+            "| | sent | acknowledged | failed | stored | deliveries expected | received | by socket "
+            "| by catch-up only | lost | duplicated | unknown | latency p50 / p99 / max ms |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for kind in ("rows", "messages"):
@@ -564,14 +568,18 @@ def summary(report: dict, failed: list[str], workers: list[str]) -> str:
     st = g["stats"]
     lines += [
         "",
-        f"Pages: {d['pages']:,} ({d['pages_reloaded']:,} reloaded, {st['reconnects']:,} socket "
-        f"reconnects, {st['resyncs']:,} resyncs, {st['catchups']:,} catch-ups, "
-        f"{st['overflowReloads']:,} reloads for a too-long catch-up, {st['catchupFailures']} "
-        f"failed catch-ups, {st['joinFailures']} failed joins); messages resent with the same "
-        f"client id: {g['messages']['resent']}.",
+        (
+            f"Pages: {d['pages']:,} ({d['pages_reloaded']:,} reloaded, {st['reconnects']:,} socket "
+            f"reconnects, {st['resyncs']:,} resyncs, {st['catchups']:,} catch-ups, "
+            f"{st['overflowReloads']:,} reloads for a too-long catch-up, {st['catchupFailures']} "
+            f"failed catch-ups, {st['joinFailures']} failed joins); messages resent with the same "
+            f"client id: {g['messages']['resent']}."
+        ),
         "",
-        "| worker | RSS after warm-up | RSS at the end | growth | fds after warm-up "
-        "(client sockets + other) | fds at the end | other fds growth | CPU (steady, % of a core) |",
+        (
+            "| worker | RSS after warm-up | RSS at the end | growth | fds after warm-up "
+            "(client sockets + other) | fds at the end | other fds growth | CPU (steady, % of a core) |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in workers:
@@ -595,8 +603,10 @@ def summary(report: dict, failed: list[str], workers: list[str]) -> str:
     lines += ["", "RSS MiB at each minute: " + "; ".join(rss_line)]
     log = report["server_log"]
     lines += [
-        f"Server: responses {log['responses']}, tracebacks in the log {log['tracebacks']}; "
-        f"load average at the end {report['samples'][-1]['load'] if report['samples'] else '-'}.",
+        (
+            f"Server: responses {log['responses']}, tracebacks in the log {log['tracebacks']}; "
+            f"load average at the end {report['samples'][-1]['load'] if report['samples'] else '-'}."
+        ),
         "",
     ]
     lines.append("FAILED: " + "; ".join(failed) if failed else "All checks passed.")

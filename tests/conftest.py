@@ -214,8 +214,8 @@ def black_hole():
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
-        yield "127.0.0.1:%d" % listener.getsockname()[1]
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
 
 
 # The number of fuzz cases run, printed at the end of the session.
-from .fuzzing import pytest_terminal_summary  # noqa: E402,F401
+from .fuzzing import pytest_terminal_summary  # noqa: F401

@@ -356,7 +356,7 @@ def http_requests(draw, rule, method: str) -> dict:
             value = value.replace("/", "")  # stay on this route (an encoded / leaves it)
         path = re.sub(
             r"<(?:[^>:]+:)?" + re.escape(name) + ">",
-            lambda _m: encode_segment(value),
+            lambda _m, value=value: encode_segment(value),
             path,
             count=1,
         )
@@ -658,9 +658,11 @@ class FuzzSession:
 
     def check(self, response) -> None:
         """Back to the fuzzer's session if ``response`` logged in, out, or changed the token."""
-        if "session=" in response.headers.get("Set-Cookie", ""):
-            if self._identity() != self.identity:
-                self.reset()
+        if (
+            "session=" in response.headers.get("Set-Cookie", "")
+            and self._identity() != self.identity
+        ):
+            self.reset()
 
 
 def seed(app) -> None:

@@ -86,7 +86,7 @@ def test_post_message_commits_then_broadcasts_to_the_room(app, alice, sent):
         # A committed message: another connection sees it.
         with db.engine.connect() as other:
             assert other.execute(db.text("SELECT body FROM messages")).scalar() == "hello"
-    [(event, data, html, to)] = only(sent, "chat:message")
+    [(_event, data, html, to)] = only(sent, "chat:message")
     assert to == "chat:general"
     assert set(data) == {"id", "room", "author", "body", "created_at"}
     assert (data["room"], data["author"], data["body"]) == ("general", "alice", "hello")
@@ -165,7 +165,7 @@ def test_edit_own_message_within_ten_minutes(app, accounts, alice, sent):
         with pytest.raises(ValidationError, match="within 10 minutes"):
             services.edit_message(user(alice), message.id, "too late")
         assert db.session.get(Message, message.id).body == "hello"
-    [(event, data, html, to)] = only(sent, "chat:message-edited")
+    [(_event, data, html, to)] = only(sent, "chat:message-edited")
     assert data["body"] == "hello" and data["edited_at"] and to == "chat:general"
     assert 'hx-swap-oob="true"' in html and 'data-role="edited"' in html
     assert only(sent, "chat:message-deleted") == []
@@ -188,7 +188,7 @@ def test_delete_own_message(app, alice, sent):
             user(alice), room, "oops", "0a6e0b52-3d1c-4f55-8b7a-111111111111"
         )
         assert again.id == message.id and not created
-    event, data, html, to = sent[-1]
+    event, data, html, _to = sent[-1]
     assert event == "chat:message-deleted" and data == {"id": message.id, "room": "general"}
     assert f'<article id="message-{message.id}" hx-swap-oob="delete">' in html
 
@@ -244,7 +244,7 @@ def test_typing_is_throttled_to_once_a_second(app, alice, sent):
         room = services.find_room("general")
         assert services.typing(user(alice), room) is True
         assert services.typing(user(alice), room) is False
-    [(event, data, html, to)] = sent
+    [(event, data, html, _to)] = sent
     assert event == "chat:typing" and data == {"room": "general", "user": "alice"}
     assert 'data-author="alice"' in html and "alice is typing" in html
 
@@ -255,14 +255,18 @@ def test_typing_is_throttled_to_once_a_second(app, alice, sent):
         ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
         (
             "see https://example.com/a?b=1&c=2.",
-            'see <a href="https://example.com/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" '
-            'target="_blank">https://example.com/a?b=1&amp;c=2</a>.',
+            (
+                'see <a href="https://example.com/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" '
+                'target="_blank">https://example.com/a?b=1&amp;c=2</a>.'
+            ),
         ),
         ("javascript:alert(1)", "javascript:alert(1)"),
         (
             'https://x.org/"onmouseover="alert(1)',
-            '<a href="https://x.org/" rel="noopener noreferrer nofollow" target="_blank">'
-            "https://x.org/</a>&#34;onmouseover=&#34;alert(1)",
+            (
+                '<a href="https://x.org/" rel="noopener noreferrer nofollow" target="_blank">'
+                "https://x.org/</a>&#34;onmouseover=&#34;alert(1)"
+            ),
         ),
         ("http://", "http://"),
         ("data:text/html,<b>", "data:text/html,&lt;b&gt;"),

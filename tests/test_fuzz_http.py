@@ -8,7 +8,6 @@ from hypothesis import given, settings
 
 from webapp import create_app
 from webapp.config import TestConfig
-from webapp.extensions import db
 
 from .fuzzing import (
     ErrorLog,

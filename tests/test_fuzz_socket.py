@@ -196,5 +196,6 @@ print(socketio.test_client(app).emit("server:worker", callback=True)["ok"])
         text=True,
         timeout=120,
         cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+        check=False,
     )
     assert result.stdout.strip().endswith("True"), result.stderr[-2000:]

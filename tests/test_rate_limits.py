@@ -76,7 +76,7 @@ def test_logins_from_one_address_are_limited(app):
 def test_a_username_guessed_from_many_addresses_is_limited(app):
     Account(app, "alice")
     for i in range(2):
-        assert login(from_address(app, f"10.0.1.{i}"), "alice", "guess %d" % i).status_code == 422
+        assert login(from_address(app, f"10.0.1.{i}"), "alice", f"guess {i}").status_code == 422
     # Even the right password from a fresh address waits now: the name is being guessed.
     assert_too_many(
         login(from_address(app, "10.0.1.9"), "ALICE", PASSWORD),

@@ -10,12 +10,12 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import backpressure, errors, ratelimits, relay
 from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
 from .packets import CheckedPacket
-from . import backpressure, errors, ratelimits, relay
 from .realtime import resync_local_clients
 from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
 

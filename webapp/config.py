@@ -83,9 +83,9 @@ class Config:
     # The queue channel: hosts that share one queue and one database must use the same name.
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "flask-socketio")
     # Extra origins allowed to open a socket (comma separated); same origin is always allowed.
-    SOCKETIO_ALLOWED_ORIGINS = [
+    SOCKETIO_ALLOWED_ORIGINS = tuple(
         o.strip() for o in os.environ.get("SOCKETIO_ALLOWED_ORIGINS", "").split(",") if o.strip()
-    ]
+    )
     # A tab stays open for days: the CSRF token lives as long as the session.
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_HTTPONLY = True

@@ -1,5 +1,7 @@
 """Errors that services raise and routes and handlers turn into 4xx answers."""
 
+import contextlib
+
 
 class ValidationError(ValueError):
     """Input that cannot be accepted; ``str(error)`` is a message for the user.
@@ -38,10 +40,9 @@ def register(app) -> None:
 
     def database_down(error: Exception):
         app.logger.warning("database unavailable: %s", str(error).splitlines()[0][:300])
-        try:
+        # The connection may be gone: the session is discarded at teardown anyway.
+        with contextlib.suppress(Exception):
             db.session.rollback()
-        except Exception:  # the connection is gone: the session is discarded at teardown
-            pass
         from flask import g
 
         from . import _error_response

@@ -14,7 +14,7 @@ def check_database() -> str:
     try:
         db.session.execute(text("SELECT 1"))
         return "ok"
-    except Exception:  # any driver error means the database is not usable
+    except Exception:  # noqa: BLE001 - any driver error means the database is not usable
         db.session.rollback()
         return "down"
 
@@ -25,7 +25,6 @@ def check_queue(url: str | None) -> str:
     try:
         if url.startswith(REDIS_SCHEMES):
             import redis
-
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 
@@ -43,7 +42,7 @@ def check_queue(url: str | None) -> str:
             with kombu.Connection(url, connect_timeout=2) as connection:
                 connection.ensure_connection(max_retries=0)  # one attempt
         return "ok"
-    except Exception:  # unreachable, refused, auth: all mean the queue is down
+    except Exception:  # noqa: BLE001 - unreachable, refused, auth: all mean the queue is down
         return "down"
 
 

@@ -12,6 +12,7 @@ The client's address is ``request.remote_addr``: the peer, or what a trusted pro
 once ProxyFix is configured (``PROXY_FIX_*`` in webapp/config.py).
 """
 
+import contextlib
 import logging
 import math
 import time
@@ -178,7 +179,7 @@ class RateLimits:
         if time.monotonic() >= self._storage_down_until:
             try:
                 return self._hit(self.limiter.limiter, items, setting, key)
-            except Exception:  # the storage is down: count in this process for a while
+            except Exception:  # noqa: BLE001 - the storage is down: count in this process for a while
                 log.warning("rate limit storage unreachable; counting %s in memory", setting)
                 self._storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
         return self._hit(self._fallback, items, setting, key)
@@ -194,12 +195,11 @@ class RateLimits:
 def retry_after(error: RateLimitExceeded) -> int:
     """Whole seconds until the limit that was exceeded lets the client in again."""
     limiter = next(iter(current_app.extensions.get("limiter", ())), None)
-    try:
+    # The storage may have gone away between the check and now.
+    with contextlib.suppress(Exception):
         current = limiter.current_limit if limiter else None
         if current is not None:
             return max(1, math.ceil(current.window.reset_time - time.time()))
-    except Exception:  # the storage went away between the check and now
-        pass
     return max(1, int(error.limit.limit.get_expiry()))
 
 

@@ -67,7 +67,7 @@ class _Resubscribing:
             started = time.monotonic()
             try:
                 yield from listen_once()
-            except Exception as error:  # any broker or network failure: reconnect
+            except Exception as error:  # noqa: BLE001 - any broker or network failure: reconnect
                 logger.warning(
                     "message queue listener lost its connection (%s); reconnecting in %.1f s",
                     str(error) or type(error).__name__,
@@ -172,23 +172,25 @@ class AmqpRelay(_Resubscribing, socketio.KombuManager):
     def _listen_once(self) -> Iterator:
         import kombu
 
-        with kombu.Connection(
-            self.url, heartbeat=self.HEARTBEAT, **self.bounded_options()
-        ) as connection:
-            with connection.SimpleQueue(self._queue()) as queue:
-                # The queue is declared and bound: from here on nothing published is missed.
-                self._subscribed()
-                checked = time.monotonic()
-                while True:
-                    if time.monotonic() - checked >= 1.0:
-                        connection.heartbeat_check()  # raises when RabbitMQ stopped answering
-                        checked = time.monotonic()
-                    try:
-                        message = queue.get(block=True, timeout=1.0)
-                    except queue.Empty:
-                        continue
-                    message.ack()
-                    yield message.payload
+        with (
+            kombu.Connection(
+                self.url, heartbeat=self.HEARTBEAT, **self.bounded_options()
+            ) as connection,
+            connection.SimpleQueue(self._queue()) as queue,
+        ):
+            # The queue is declared and bound: from here on nothing published is missed.
+            self._subscribed()
+            checked = time.monotonic()
+            while True:
+                if time.monotonic() - checked >= 1.0:
+                    connection.heartbeat_check()  # raises when RabbitMQ stopped answering
+                    checked = time.monotonic()
+                try:
+                    message = queue.get(block=True, timeout=1.0)
+                except queue.Empty:
+                    continue
+                message.ack()
+                yield message.payload
 
     def _listen(self):
         return self._retrying(self._listen_once)

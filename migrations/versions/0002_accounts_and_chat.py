@@ -7,11 +7,10 @@ Create Date: 2026-11-21 20:24:55.924001
 
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0002"
@@ -44,7 +43,7 @@ def upgrade():
     op.bulk_insert(
         rooms,
         [
-            {"name": "general", "name_key": "general", "created_at": datetime.now(timezone.utc)},
+            {"name": "general", "name_key": "general", "created_at": datetime.now(UTC)},
         ],
     )
     op.create_table(

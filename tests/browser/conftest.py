@@ -184,5 +184,5 @@ def live_server(start_server):
 
 
 # The chat tests of a module share one server (tests/browser/chat_fixtures.py).
-from .chat_fixtures import chat_server, module_chat_server  # noqa: E402,F401
-from ..e2e.cluster import own_redis  # noqa: E402,F401  (a redis-server of the test's own)
+from ..e2e.cluster import own_redis  # noqa: F401  (a redis-server of the test's own)
+from .chat_fixtures import chat_server, module_chat_server  # noqa: F401

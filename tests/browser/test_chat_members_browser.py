@@ -3,8 +3,8 @@
 import pytest
 from playwright.sync_api import expect
 
-from ..e2e.cluster import ChatClient
 from ..e2e.clients import logged_in
+from ..e2e.cluster import ChatClient
 from .pages import assert_no_console_errors, open_live
 
 pytestmark = pytest.mark.browser

@@ -268,6 +268,7 @@ class Nginx:
             [NGINX, "-t", "-p", str(self.prefix), "-c", conf, "-e", str(self.prefix / "error.log")],
             capture_output=True,
             text=True,
+            check=False,
         )
         assert check.returncode == 0, check.stderr
         self.process = subprocess.Popen(
@@ -285,7 +286,7 @@ class Nginx:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        answer = lambda: requests.get(self.url + "/healthz", timeout=2)  # noqa: E731
+        answer = lambda: requests.get(self.url + "/healthz", timeout=2)
         wait_until_up(self.process, answer, requests.RequestException, timeout)
         return self
 

@@ -33,4 +33,4 @@ def live_server(tmp_path):
 
 
 # Scale-out fixtures: several workers and hosts on PostgreSQL and a message queue.
-from .cluster import balancer, cluster, own_redis, postgres_url  # noqa: E402,F401
+from .cluster import balancer, cluster, own_redis, postgres_url  # noqa: F401

@@ -76,19 +76,21 @@ class LiveServer:
             capture_output=True,
             text=True,
             timeout=timeout,
+            check=False,
         )
 
     def start(self, timeout: float = 20, healthy: bool = True) -> "LiveServer":
         """Start and wait until /healthz answers 200 (any answer when ``healthy`` is False)."""
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the descriptor.
+        with open(self.log_path or os.devnull, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from .clients import BrowserSession, logged_in
-from .server import ROOT, BIN, LiveServer, free_port
+from .server import BIN, ROOT, LiveServer, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -69,6 +69,7 @@ def test_gunicorn_refuses_to_start_without_a_secret_key(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert result.returncode != 0
     assert "SECRET_KEY is not set. Set the SECRET_KEY environment variable" in result.stderr

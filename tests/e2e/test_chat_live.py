@@ -11,8 +11,8 @@ from .server import LiveServer
 
 pytestmark = pytest.mark.e2e
 
-MESSAGES = re.compile(r'<div id="messages".*?>(.*?)</div>\s*<p class="chat-empty', re.S)
-ARTICLE = re.compile(r'<article id="message-(\d+)".*?</article>', re.S)
+MESSAGES = re.compile(r'<div id="messages".*?>(.*?)</div>\s*<p class="chat-empty', re.DOTALL)
+ARTICLE = re.compile(r'<article id="message-(\d+)".*?</article>', re.DOTALL)
 
 
 def shown_messages(html: str) -> list[tuple[int, str]]:

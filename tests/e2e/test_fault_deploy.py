@@ -124,7 +124,7 @@ def test_reload_and_restart_under_writes_lose_nothing_acknowledged(cluster, post
 
 
 def check(writers: Writers, tabs: list[CatchUpClient], postgres_url: str, figures) -> None:
-    db_rows, db_messages = stored(postgres_url)
+    db_rows, _db_messages = stored(postgres_url)
     acked_rows, failed, failed_but_stored, acked_messages, unacked_messages = accounted(
         writers, db_rows
     )
@@ -153,7 +153,7 @@ def check(writers: Writers, tabs: list[CatchUpClient], postgres_url: str, figure
         )
     print(
         f"  rows: {len(writers.row_attempts)} attempted, {len(acked_rows)} acknowledged, "
-        f"{len(failed)} failed ({sorted(set(str(s) for s in writers.row_statuses if s != 201))})"
+        f"{len(failed)} failed ({sorted({str(s) for s in writers.row_statuses if s != 201})})"
         f", of which {len(failed_but_stored)} stored with the answer lost"
     )
     resent = [r for r in writers.message_attempts.values() if r["tries"] > 1]

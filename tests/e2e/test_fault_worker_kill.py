@@ -33,7 +33,6 @@ def test_kill_9_of_a_worker_under_200_tabs_loses_nothing_acknowledged(cluster, p
     tabs = [CatchUpClient(s, room="general", username=n) for s, n in zip(sessions, names)]
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda tab: tab.connect(timeout=60), tabs))
-    everyone_online = {name: "online" for name in names}
     for tab in tabs:
         tab.wait(
             lambda t=tab: all(t.members.get(n) == "online" for n in names),

@@ -27,6 +27,7 @@ def gunicorn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
 
 

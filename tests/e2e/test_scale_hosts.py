@@ -4,8 +4,8 @@ messages flow both ways."""
 import pytest
 import requests
 
-from .cluster import ChatClient, TableClient, post_row, spread
 from .clients import BrowserSession, logged_in
+from .cluster import ChatClient, TableClient, post_row, spread
 
 pytestmark = pytest.mark.e2e
 

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from . import login, routes  # noqa: E402,F401  (they register on bp and the login manager)
+from . import login, routes  # noqa: F401  (they register on bp and the login manager)

@@ -1,8 +1,7 @@
 """Account use cases: validate names and passwords, register, check a login."""
 
-import re
-
 import logging
+import re
 
 from flask import current_app
 from sqlalchemy import select, update

@@ -9,4 +9,4 @@ bp = Blueprint("chat", __name__)
 bp.record_once(lambda state: presence.init_app(state.app))
 bp.add_app_template_filter(linkify, "linkify")
 
-from . import events, routes  # noqa: E402,F401  (they register on bp and socketio)
+from . import events, routes  # noqa: F401  (they register on bp and socketio)

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("table", __name__)
 
-from . import cli, events, routes  # noqa: E402,F401  (they register on bp)
+from . import cli, events, routes  # noqa: F401  (they register on bp)
