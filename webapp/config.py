@@ -122,10 +122,17 @@ class Config:
     RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "moving-window")
     # Every login attempt from one address.
     RATELIMIT_LOGIN_PER_IP = os.environ.get("RATELIMIT_LOGIN_PER_IP", "20 per minute; 200 per hour")
-    # Failed logins for one username, from anywhere (a password guessed from many addresses).
+    # Failed logins for one username, from anywhere (a password guessed from many addresses),
+    # except from browsers where that user logged in before (webapp/auth/devices.py): those
+    # count against RATELIMIT_LOGIN_PER_DEVICE, so a stranger cannot lock the user out of them.
     RATELIMIT_LOGIN_PER_USERNAME = os.environ.get(
         "RATELIMIT_LOGIN_PER_USERNAME", "10 per minute; 50 per hour"
     )
+    RATELIMIT_LOGIN_PER_DEVICE = os.environ.get(
+        "RATELIMIT_LOGIN_PER_DEVICE", "10 per minute; 50 per hour"
+    )
+    # How long a browser is remembered as one where a user logged in (the device cookie).
+    LOGIN_DEVICE_COOKIE_DAYS = _env_number("LOGIN_DEVICE_COOKIE_DAYS", 365)
     RATELIMIT_REGISTER_PER_IP = os.environ.get(
         "RATELIMIT_REGISTER_PER_IP", "10 per minute; 50 per hour"
     )

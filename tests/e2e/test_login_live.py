@@ -110,3 +110,42 @@ def test_refused_logins_cost_the_same_and_answer_the_same_for_unknown_users(serv
     # And the right password still logs in.
     elapsed, answer = attempt(session, EXISTING, PASSWORD)
     assert answer["status"] == 303
+
+
+def login_form(session: BrowserSession, username: str, password: str) -> requests.Response:
+    data = {"username": username, "password": password, "csrf_token": session.token}
+    return session.http.post(
+        session.base_url + "/login", data=data, allow_redirects=False, timeout=30
+    )
+
+
+def test_a_strangers_guesses_do_not_lock_bob_out_of_his_own_browser(tmp_path):
+    with sqlite_server(
+        tmp_path,
+        RATELIMIT_LOGIN_PER_USERNAME="3 per minute",
+        RATELIMIT_LOGIN_PER_DEVICE="3 per minute",
+    ) as server:
+        bobs_browser = logged_in(server.url, "bob", PASSWORD)
+        [cookie] = [c for c in bobs_browser.http.cookies if c.name == "login_device"]
+        assert (
+            cookie.has_nonstandard_attr("HttpOnly") and cookie.expires > time.time() + 300 * 86400
+        )
+        bobs_browser.post("/logout", {}, allow_redirects=False)
+        bobs_browser.load("/login")
+
+        stranger = BrowserSession(server.url)
+        for i in range(3):
+            assert login_form(stranger, "bob", f"guess number {i}").status_code == 422
+        refused = login_form(stranger, "bob", "guess number 4")
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+        # A browser bob never logged in from waits, and is told why and for how long.
+        fresh = login_form(BrowserSession(server.url), "bob", PASSWORD)
+        assert fresh.status_code == 429
+        assert "Too many failed logins for this username" in fresh.text
+        assert "Try again in" in fresh.text and 1 <= int(fresh.headers["Retry-After"]) <= 60
+
+        # The browser bob logged in from before logs in, the stranger's guesses notwithstanding.
+        welcome = login_form(bobs_browser, "bob", PASSWORD)
+        assert welcome.status_code == 303, welcome.text[:300]
+        assert 'data-user="bob"' in bobs_browser.load("/chat")
