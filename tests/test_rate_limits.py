@@ -22,7 +22,12 @@ LIMITS = {
     "RATELIMIT_REGISTER_PER_USERNAME": "2 per minute",
     "RATELIMIT_ROWS_PER_CLIENT": "3 per minute",
     "RATELIMIT_SOCKET_CONNECTS_PER_IP": "2 per minute",
+    "RATELIMIT_LOGIN_PER_DEVICE": "2 per minute",
+    "RATELIMIT_ROOMS_PER_USER": "2 per minute",
+    "RATELIMIT_EDITS_PER_USER": "2 per minute",
+    "RATELIMIT_PRESENCE_PER_USER": "2 per minute",
 }
+UNTRUSTED = "Too many failed logins for this username from browsers it has not logged in from"
 
 
 def limited_app(tmp_path, **settings):
@@ -78,13 +83,50 @@ def test_a_username_guessed_from_many_addresses_is_limited(app):
     for i in range(2):
         assert login(from_address(app, f"10.0.1.{i}"), "alice", f"guess {i}").status_code == 422
     # Even the right password from a fresh address waits now: the name is being guessed.
-    assert_too_many(
-        login(from_address(app, "10.0.1.9"), "ALICE", PASSWORD),
-        "Too many failed logins for this username.",
-    )
+    assert_too_many(login(from_address(app, "10.0.1.9"), "ALICE", PASSWORD), UNTRUSTED)
     # Other names are not affected.
     Account(app, "bob")
     assert login(from_address(app, "10.0.1.9"), "bob", PASSWORD).status_code == 303
+
+
+def test_a_stranger_cannot_lock_a_user_out_of_a_browser_they_logged_in_from(app):
+    Account(app, "alice")
+    own = from_address(app, "10.0.11.1")
+    assert login(own, "alice", PASSWORD).status_code == 303
+    for i in range(2):
+        assert login(from_address(app, f"10.0.12.{i}"), "alice", f"guess {i}").status_code == 422
+    # Untrusted attempts wait now, even with the right password (the documented trade-off).
+    assert_too_many(login(from_address(app, "10.0.12.9"), "alice", PASSWORD), UNTRUSTED)
+    # A cookie that is not the one this app signed is no trust.
+    forged = from_address(app, "10.0.12.8")
+    forged.client.set_cookie("login_device", own.client.get_cookie("login_device").value + "x")
+    assert_too_many(login(forged, "alice", PASSWORD), UNTRUSTED)
+    # The browser where alice logged in before still logs in, any number of times.
+    for _ in range(3):
+        own._token = None
+        assert login(own, "ALICE", PASSWORD).status_code == 303
+
+
+def test_a_trusted_browser_is_limited_on_its_own(app):
+    Account(app, "alice")
+    own = from_address(app, "10.0.13.1")
+    assert login(own, "alice", PASSWORD).status_code == 303
+    own._token = None
+    for i in range(2):
+        assert login(own, "alice", f"typo {i}").status_code == 422
+    assert_too_many(login(own, "alice", PASSWORD), "Too many failed logins from this browser.")
+    # Its failures did not count against the username: a new browser still logs in.
+    assert login(from_address(app, "10.0.13.2"), "alice", PASSWORD).status_code == 303
+
+
+def test_another_users_device_cookie_counts_as_untrusted(app):
+    Account(app, "alice")
+    mallory = Account(app, "mallory")  # registering remembers the browser, for mallory only
+    mallory.client.environ_base["REMOTE_ADDR"] = "10.0.14.1"
+    assert mallory.client.get_cookie("login_device") is not None
+    for i in range(2):
+        assert login(mallory.browser, "alice", f"guess {i}").status_code == 422
+    assert_too_many(login(from_address(app, "10.0.14.2"), "alice", PASSWORD), UNTRUSTED)
 
 
 def test_successful_logins_do_not_count_against_the_username(app):

@@ -29,6 +29,11 @@ def session_cookie(response) -> str:
     return cookie
 
 
+def device_cookie(response) -> str:
+    [cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("login_device=")]
+    return cookie
+
+
 def attributes(cookie: str) -> set[str]:
     return {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
 
@@ -64,6 +69,7 @@ def test_behind_a_configured_proxy_forwarded_https_makes_the_cookie_secure(tmp_p
     )
     assert response.status_code == 303
     assert "secure" in attributes(session_cookie(response))
+    assert {"secure", "httponly"} <= attributes(device_cookie(response))
     assert client.get("/chat", headers=HTTPS_PROXY).status_code == 200
 
 
@@ -102,7 +108,14 @@ def test_login_sets_no_remember_cookie(app, browser, client):
     Account(app, "alice")
     response = browser.post("/login", {"username": "alice", "password": PASSWORD}, htmx=False)
     names = {c.split("=")[0] for c in response.headers.getlist("Set-Cookie")}
-    assert names == {"session"}
+    # The device cookie (webapp/auth/devices.py) only picks a rate limit; it logs nobody in.
+    assert names == {"session", "login_device"}
+    cookie = device_cookie(response)
+    assert {"httponly", "max-age"} <= attributes(cookie) and "SameSite=Lax" in cookie
+    assert "secure" not in attributes(cookie)  # plain HTTP here
+    stranger = app.test_client()
+    stranger.set_cookie("login_device", cookie.split(";")[0].split("=", 1)[1])
+    assert stranger.get("/chat").status_code == 302
 
 
 def test_session_cookie_secure_can_be_forced(tmp_path):

@@ -95,6 +95,14 @@ class Config:
     SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE", False)
     TABLE_PAGE_SIZE = 50
     TABLE_CATCHUP_MAX = 1000
+    # A chat page lists general, the viewer's rooms (up to this many) and up to this many
+    # others, the most active among the rooms of the newest messages (this many of them) first;
+    # "All rooms" lists every room, a page of this many at a time. So a page stays the same
+    # size however many rooms exist.
+    CHAT_ROOM_LIST_MEMBER_MAX = 100
+    CHAT_ROOM_LIST_OTHERS_MAX = 20
+    CHAT_ROOM_LIST_ACTIVITY_WINDOW = 1000
+    CHAT_ROOMS_PAGE_SIZE = 50
     # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
     # it is redis://..., else process memory (right for one process only).
     PRESENCE_URL = os.environ.get("PRESENCE_URL") or None
@@ -122,10 +130,17 @@ class Config:
     RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "moving-window")
     # Every login attempt from one address.
     RATELIMIT_LOGIN_PER_IP = os.environ.get("RATELIMIT_LOGIN_PER_IP", "20 per minute; 200 per hour")
-    # Failed logins for one username, from anywhere (a password guessed from many addresses).
+    # Failed logins for one username, from anywhere (a password guessed from many addresses),
+    # except from browsers where that user logged in before (webapp/auth/devices.py): those
+    # count against RATELIMIT_LOGIN_PER_DEVICE, so a stranger cannot lock the user out of them.
     RATELIMIT_LOGIN_PER_USERNAME = os.environ.get(
         "RATELIMIT_LOGIN_PER_USERNAME", "10 per minute; 50 per hour"
     )
+    RATELIMIT_LOGIN_PER_DEVICE = os.environ.get(
+        "RATELIMIT_LOGIN_PER_DEVICE", "10 per minute; 50 per hour"
+    )
+    # How long a browser is remembered as one where a user logged in (the device cookie).
+    LOGIN_DEVICE_COOKIE_DAYS = _env_number("LOGIN_DEVICE_COOKIE_DAYS", 365)
     RATELIMIT_REGISTER_PER_IP = os.environ.get(
         "RATELIMIT_REGISTER_PER_IP", "10 per minute; 50 per hour"
     )
@@ -134,6 +149,14 @@ class Config:
     )
     # New table rows per logged-in user, or per address for anonymous ones.
     RATELIMIT_ROWS_PER_CLIENT = os.environ.get("RATELIMIT_ROWS_PER_CLIENT", "120 per minute")
+    # Rooms created per user: every room page lists rooms, and every room is a name taken.
+    RATELIMIT_ROOMS_PER_USER = os.environ.get(
+        "RATELIMIT_ROOMS_PER_USER", "10 per minute; 50 per day"
+    )
+    # chat:edit and presence:set per user: each is broadcast to a room, or to every room the
+    # user is a member of. Refused with {"ok": false, "error", "retry_after"}.
+    RATELIMIT_EDITS_PER_USER = os.environ.get("RATELIMIT_EDITS_PER_USER", "30 per minute")
+    RATELIMIT_PRESENCE_PER_USER = os.environ.get("RATELIMIT_PRESENCE_PER_USER", "30 per minute")
     # Socket connections opened from one address (reconnects included). Generous: a whole
     # office behind one NAT address reconnects at once after a deploy, and a refused page
     # retries only after the wait it is told; the limit is there against floods.

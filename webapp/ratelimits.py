@@ -1,5 +1,10 @@
 """Rate limits (Flask-Limiter): logins and registrations per address and per username, new table
-rows per client, socket connections per address.
+rows per client, rooms per user, socket connections per address, chat edits and presence changes
+per user.
+
+A failed login from a browser where that user logged in before counts against that browser (its
+device cookie: webapp/auth/devices.py states the rule); any other failed login counts against
+the username. So a stranger's guesses cannot lock a user out of their own browsers.
 
 Each app gets a limiter of its own (a module-level one would carry one app's storage and switches
 into the next, as the tests create many apps). The counters live in Redis when one is configured
@@ -16,6 +21,7 @@ import contextlib
 import logging
 import math
 import time
+from typing import NamedTuple
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
@@ -25,7 +31,9 @@ from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES
 
+from .auth import devices
 from .config import REDIS_SCHEMES
+from .errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -33,35 +41,72 @@ log = logging.getLogger(__name__)
 # (a Redis that hangs would otherwise cost every connection its timeout).
 STORAGE_RETRY_SECONDS = 10.0
 
-# endpoint -> (setting, key function name, count only failures, message)
+
+class Rule(NamedTuple):
+    """One limit on a view: its setting, what it counts per, and which requests count."""
+
+    setting: str
+    key: str  # a name in KEY_FUNCTIONS
+    message: str
+    # Which answers are counted: "all" or "failures" (a 4xx: a login that did not log in).
+    counts: str = "all"
+    # A name in EXEMPTIONS: requests it is true for are not counted nor refused by this rule.
+    unless: str | None = None
+
+
 RULES = {
     "auth.login": [
-        ("RATELIMIT_LOGIN_PER_IP", "address", False, "Too many login attempts from your address."),
-        (
+        Rule("RATELIMIT_LOGIN_PER_IP", "address", "Too many login attempts from your address."),
+        # Attempts from a browser where the user logged in before (webapp/auth/devices.py)
+        # count against that browser, all others against the username: a stranger's guesses
+        # cannot lock the user out of their own browsers.
+        Rule(
             "RATELIMIT_LOGIN_PER_USERNAME",
             "username",
-            True,
-            "Too many failed logins for this username.",
+            "Too many failed logins for this username from browsers it has not logged in "
+            "from before.",
+            counts="failures",
+            unless="trusted_device",
+        ),
+        Rule(
+            "RATELIMIT_LOGIN_PER_DEVICE",
+            "device",
+            "Too many failed logins from this browser.",
+            counts="failures",
+            unless="untrusted_device",
         ),
     ],
     "auth.register": [
-        (
-            "RATELIMIT_REGISTER_PER_IP",
-            "address",
-            False,
-            "Too many accounts created from your address.",
+        Rule(
+            "RATELIMIT_REGISTER_PER_IP", "address", "Too many accounts created from your address."
         ),
-        (
+        Rule(
             "RATELIMIT_REGISTER_PER_USERNAME",
             "username",
-            False,
             "Too many attempts to register this username.",
         ),
     ],
     "table.add_row": [
-        ("RATELIMIT_ROWS_PER_CLIENT", "client", False, "Too many rows added."),
+        Rule("RATELIMIT_ROWS_PER_CLIENT", "client", "Too many rows added."),
     ],
 }
+
+# Limits counted by the code they guard (socket events, a route): setting -> what a refusal says.
+MESSAGES = {
+    "RATELIMIT_ROOMS_PER_USER": "Too many new rooms.",
+    "RATELIMIT_EDITS_PER_USER": "Too many edits.",
+    "RATELIMIT_PRESENCE_PER_USER": "Too many status changes.",
+}
+
+
+class TooMany(ValidationError):
+    """An action over its rate limit; ``retry_after`` seconds until it is allowed again."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 _warned_about_proxy = False
@@ -91,6 +136,15 @@ def submitted_username() -> str:
     return "user:" + name if name else ""
 
 
+def trusted_device() -> bool:
+    """The login names a user who logged in from this browser before."""
+    return devices.trusted_device(request.form.get("username")) is not None
+
+
+def device() -> str:
+    return "device:" + (devices.trusted_device(request.form.get("username")) or "")
+
+
 def client_identity() -> str:
     """A logged-in user counts as themselves wherever they are; others by address."""
     if current_user.is_authenticated:
@@ -101,7 +155,13 @@ def client_identity() -> str:
 KEY_FUNCTIONS = {
     "address": client_address,
     "username": submitted_username,
+    "device": device,
     "client": client_identity,
+}
+
+EXEMPTIONS = {
+    "trusted_device": trusted_device,
+    "untrusted_device": lambda: not trusted_device(),
 }
 
 
@@ -120,6 +180,9 @@ def storage_url(config) -> str:
 def _failed(response) -> bool:
     """A login that did not log in (the form came back with an error)."""
     return response.status_code >= 400
+
+
+DEDUCT_WHEN = {"all": None, "failures": _failed}
 
 
 def init_app(app: Flask) -> None:
@@ -147,13 +210,14 @@ def init_app(app: Flask) -> None:
         return
     for endpoint, rules in RULES.items():
         view = app.view_functions[endpoint]
-        for setting, key, failures_only, message in rules:
+        for rule in rules:
             view = limiter.limit(
-                app.config[setting],
-                key_func=KEY_FUNCTIONS[key],
+                app.config[rule.setting],
+                key_func=KEY_FUNCTIONS[rule.key],
                 methods=["POST"],
-                deduct_when=_failed if failures_only else None,
-                error_message=message,
+                deduct_when=DEDUCT_WHEN[rule.counts],
+                exempt_when=EXEMPTIONS[rule.unless] if rule.unless else None,
+                error_message=rule.message,
             )(view)
         app.view_functions[endpoint] = view
 
@@ -168,8 +232,9 @@ class RateLimits:
         self._fallback = STRATEGIES[self.strategy](MemoryStorage())
         self._storage_down_until = 0.0
 
-    def hit(self, setting: str, key: str) -> float | None:
-        """Count one event of ``key`` against the limits in ``setting``.
+    def hit(self, setting: str, key: str, count: bool = True) -> int | None:
+        """Count one event of ``key`` against the limits in ``setting`` (only look when
+        ``count`` is False).
 
         None when allowed, else the seconds until it would be allowed again.
         """
@@ -178,18 +243,41 @@ class RateLimits:
         items = parse_many(current_app.config[setting])
         if time.monotonic() >= self._storage_down_until:
             try:
-                return self._hit(self.limiter.limiter, items, setting, key)
+                return self._hit(self.limiter.limiter, items, setting, key, count)
             except Exception:  # noqa: BLE001 - the storage is down: count in this process for a while
                 log.warning("rate limit storage unreachable; counting %s in memory", setting)
                 self._storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
-        return self._hit(self._fallback, items, setting, key)
+        return self._hit(self._fallback, items, setting, key, count)
 
-    def _hit(self, strategy, items, setting: str, key: str) -> float | None:
+    def check(self, setting: str, key: str, count: bool = True) -> None:
+        """Count one event of ``key`` (look only, unless ``count``); TooMany over the limit."""
+        wait = self.hit(setting, key, count)
+        if wait is not None:
+            plural = "s" if wait != 1 else ""
+            raise TooMany(f"{MESSAGES[setting]} Try again in {wait} second{plural}.", wait)
+
+    def _hit(self, strategy, items, setting: str, key: str, count: bool) -> int | None:
         for item in items:
-            if not strategy.hit(item, self.prefix, setting, key):
+            allowed = (strategy.hit if count else strategy.test)(item, self.prefix, setting, key)
+            if not allowed:
                 reset = strategy.get_window_stats(item, self.prefix, setting, key).reset_time
                 return max(1, math.ceil(reset - time.time()))
         return None
+
+
+def limit_user(setting: str, user) -> None:
+    """Count one action of ``user`` against ``setting`` (a socket event); TooMany over it."""
+    current_app.extensions["rate_limits"].check(setting, f"account:{user.id}")
+
+
+@contextlib.contextmanager
+def counted_if_done(setting: str, user):
+    """Refuse (TooMany) when ``user`` is at the limit of ``setting``; count the action only
+    when the block completes (a room name that was refused costs nothing)."""
+    limits, key = current_app.extensions["rate_limits"], f"account:{user.id}"
+    limits.check(setting, key, count=False)
+    yield
+    limits.hit(setting, key)
 
 
 def retry_after(error: RateLimitExceeded) -> int:

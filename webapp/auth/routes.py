@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from ..errors import ValidationError
-from . import bp, services
+from . import bp, devices, services
 
 
 def safe_next(target: str | None) -> str | None:
@@ -37,7 +37,9 @@ def _account_form(template: str, check, welcome: bool = False):
     login_user(user)
     if welcome:
         flash(f"Welcome, {user.username}!", "success")
-    return redirect(safe_next(request.form.get("next")) or url_for("chat.index"), 303)
+    response = redirect(safe_next(request.form.get("next")) or url_for("chat.index"), 303)
+    # This browser's later login attempts as this user count against it, not the username.
+    return devices.remember(response, user.username_key)
 
 
 @bp.route("/register", methods=["GET", "POST"])

@@ -19,7 +19,8 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
 BAD_LOGIN = "Wrong username or password."
 
-_dummy_hash: str | None = None
+# Per hash method: a test app and the production config hash differently.
+_dummy_hashes: dict[str, str] = {}
 
 
 def check_name(value, what: str = "Username") -> str:
@@ -67,19 +68,31 @@ def register(username, password) -> User:
 
 
 def authenticate(username, password) -> User:
-    """The user with this name and password; one answer for any mismatch, unknown names too."""
-    global _dummy_hash
+    """The user with this name and password; one answer for any mismatch, unknown names too.
+
+    Every attempt costs exactly one password hash of the configured method, whatever was wrong
+    (an unknown or malformed name, a password too short, too long or wrong), so neither the
+    answer nor the time it takes tells which usernames exist.
+    """
     name = username.strip() if isinstance(username, str) else ""
     secret = password if isinstance(password, str) else ""
+    # Made by the first attempt in this process, whatever its name: not by the first miss.
+    dummy = _dummy_hash()
     user = find_user(name) if NAME_PATTERN.fullmatch(name) else None
-    if user is None:
-        # Spend the same work as a real check, so timing does not tell which names exist.
-        _dummy_hash = _dummy_hash or _hash("not-a-password")
-        check_password_hash(_dummy_hash, secret[:PASSWORD_MAX])
-        raise ValidationError(BAD_LOGIN)
-    if len(secret) > PASSWORD_MAX or not check_password_hash(user.password_hash, secret):
+    stored = user.password_hash if user is not None else dummy
+    # Over the limit is refused, but only after the same work as any other attempt.
+    matches = check_password_hash(stored, secret[:PASSWORD_MAX])
+    if user is None or not matches or len(secret) > PASSWORD_MAX:
         raise ValidationError(BAD_LOGIN)
     return user
+
+
+def _dummy_hash() -> str:
+    """A hash of the configured method, checked against when the name is unknown."""
+    method = current_app.config["PASSWORD_HASH_METHOD"]
+    if method not in _dummy_hashes:
+        _dummy_hashes[method] = _hash("not-a-password")
+    return _dummy_hashes[method]
 
 
 def end_sessions(user: User) -> None:

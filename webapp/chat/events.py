@@ -14,7 +14,7 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db, socketio
-from ..ratelimits import client_address
+from ..ratelimits import client_address, limit_user
 from . import services
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,10 @@ def chat_event(name: str):
                 return {"ok": True, **(fn(current_user._get_current_object(), args[0]) or {})}
             except (ValidationError, NotFound) as error:
                 db.session.rollback()
-                return {"ok": False, "error": str(error)}
+                answer = {"ok": False, "error": str(error)}
+                if getattr(error, "retry_after", None):  # over a rate limit: when to try again
+                    answer["retry_after"] = error.retry_after
+                return answer
             except Exception:  # a store or database failure, never the client's input
                 db.session.rollback()
                 log.exception("%s failed", name)
@@ -128,6 +131,7 @@ def on_send(user, data):
 @chat_event("chat:edit")
 def on_edit(user, data):
     """Sent by the author of a message to change its text."""
+    limit_user("RATELIMIT_EDITS_PER_USER", user)
     message = services.edit_message(user, data.get("id"), data.get("body"))
     return {"id": message.id}
 
@@ -148,4 +152,5 @@ def on_typing(user, data):
 @chat_event("presence:set")
 def on_presence(user, data):
     """Sent by a tab when it is hidden, idle or back, or when the user picks a status."""
+    limit_user("RATELIMIT_PRESENCE_PER_USER", user)
     return {"status": services.set_status(request.sid, user, data.get("status"))}

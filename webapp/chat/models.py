@@ -27,6 +27,8 @@ class Member(db.Model):
     """A user who has opened a room; ``last_read_id`` counts what is unread for them."""
 
     __tablename__ = "room_members"
+    # The primary key finds a room's members; this finds a user's rooms (every chat page).
+    __table_args__ = (Index("ix_room_members_user_id", "user_id"),)
 
     room_id: Mapped[int] = mapped_column(
         ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True

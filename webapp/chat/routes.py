@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from ..errors import NotFound, ValidationError
 from ..htmx import int_arg, is_htmx, render, wants_json
+from ..ratelimits import counted_if_done
 from . import bp, services
 
 PAGE_MAX = 200
@@ -23,11 +24,17 @@ def _user():
     return current_user._get_current_object()
 
 
+def _room_list(current=None) -> dict:
+    """The bounded room list of every chat page, and whether "All rooms" has more."""
+    rooms, more = services.room_list(_user(), current)
+    return {"rooms": rooms, "more_rooms": more}
+
+
 def _room_context(room, **context) -> dict:
     messages = services.latest_messages(room, current_app.config["CHAT_PAGE_SIZE"])
     return {
         "current_room": room,
-        "rooms": services.rooms_with_unread(_user()),
+        **_room_list(room),
         "messages": messages,
         "members": services.members(room),
         "last_id": services.last_message_id(room),
@@ -40,8 +47,12 @@ def _room_context(room, **context) -> dict:
 @bp.get("/chat")
 @login_required
 def index():
-    """The room list, with unread counts."""
-    return render_template("chat/index.html", rooms=services.rooms_with_unread(_user()))
+    """The room list, with unread counts; ?all=1 every room, by name (?after=NAME pages)."""
+    if not request.args.get("all"):
+        return render_template("chat/index.html", **_room_list())
+    size = current_app.config["CHAT_ROOMS_PAGE_SIZE"]
+    rooms, next_after = services.all_rooms(_user(), request.args.get("after"), size)
+    return render_template("chat/index.html", rooms=rooms, all_rooms=True, next_after=next_after)
 
 
 @bp.post("/chat/rooms")
@@ -49,18 +60,22 @@ def index():
 def create_room():
     """Create a room from form field `name` and go there."""
     try:
-        room = services.create_room(request.form.get("name"))
+        with counted_if_done("RATELIMIT_ROOMS_PER_USER", _user()):
+            room = services.create_room(request.form.get("name"))
     except ValidationError as error:
+        status, retry = getattr(error, "status", 422), getattr(error, "retry_after", None)
+        headers = {"Retry-After": str(retry)} if retry else {}  # over the limit: when to retry
         if wants_json():
-            return jsonify(ok=False, error=str(error)), 422
-        return render(
+            return jsonify(ok=False, error=str(error)), status, headers
+        page, status = render(
             "chat/index.html",
             "chat/_room_form.html",
-            422,
-            rooms=services.rooms_with_unread(_user()),
+            status,
+            **({} if is_htmx() else _room_list()),
             error=str(error),
             name=request.form.get("name", ""),
         )
+        return page, status, headers
     url = url_for("chat.room", name=room.name)
     if wants_json():
         return jsonify(ok=True, room=room.name, url=url), 201

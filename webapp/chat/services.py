@@ -126,8 +126,9 @@ def create_room(name) -> Room:
     return room
 
 
-def rooms_with_unread(user: User) -> list[tuple[Room, int]]:
-    """Every room by name, with how many messages of others ``user`` has not read there."""
+def rooms_with_unread(user: User, room_ids=None) -> list[tuple[Room, int]]:
+    """Rooms by name (those of ``room_ids``, else every one), with how many messages of
+    others ``user`` has not read there."""
     ensure_general()
     unread = func.count(Message.id)
     query = (
@@ -145,7 +146,58 @@ def rooms_with_unread(user: User) -> list[tuple[Room, int]]:
         .group_by(Room.id)
         .order_by(Room.name_key)
     )
+    if room_ids is not None:
+        query = query.where(Room.id.in_(room_ids))
     return [(room, count) for room, count in db.session.execute(query)]
+
+
+def room_list(user: User, current: Room | None = None) -> tuple[list[tuple[Room, int]], bool]:
+    """The rooms a chat page lists, and whether there are others (the "All rooms" link).
+
+    However many rooms exist, a page lists a bounded number: ``general``, the rooms ``user``
+    is a member of (``CHAT_ROOM_LIST_MEMBER_MAX``, by name) and ``current``, then up to
+    ``CHAT_ROOM_LIST_OTHERS_MAX`` others: the most recently active, then the newest. Every
+    query reads at most a bounded number of rows, so neither the page nor its cost grows with
+    the number of rooms (someone creating rooms by the thousand fills only the last places).
+    """
+    config = current_app.config
+    member_max, others = config["CHAT_ROOM_LIST_MEMBER_MAX"], config["CHAT_ROOM_LIST_OTHERS_MAX"]
+    mine = select(Member.room_id).join(Room, Room.id == Member.room_id)
+    mine = list(
+        db.session.scalars(
+            mine.where(Member.user_id == user.id).order_by(Room.name_key).limit(member_max + 1)
+        )
+    )
+    listed = [ensure_general().id, *mine[:member_max], *([current.id] if current else [])]
+    # The most recently active: the rooms of the newest messages, read from a bounded window
+    # of the messages' primary key.
+    recent = select(Message.room_id, Message.id).order_by(Message.id.desc())
+    recent = recent.limit(config["CHAT_ROOM_LIST_ACTIVITY_WINDOW"]).subquery()
+    active = (
+        select(recent.c.room_id)
+        .where(recent.c.room_id.not_in(listed))
+        .group_by(recent.c.room_id)
+        .order_by(func.max(recent.c.id).desc())
+        .limit(others)
+    )
+    active = list(db.session.scalars(active))
+    # Then the newest rooms; one more than fits tells whether rooms are left out.
+    left = others - len(active)
+    newest = select(Room.id).where(Room.id.not_in(listed + active)).order_by(Room.id.desc())
+    newest = list(db.session.scalars(newest.limit(left + 1)))
+    more = len(mine) > member_max or len(newest) > left
+    return rooms_with_unread(user, [*listed, *active, *newest[:left]]), more
+
+
+def all_rooms(user: User, after, limit: int) -> tuple[list[tuple[Room, int]], str | None]:
+    """One page of every room by name, after the room named ``after``; and the name the next
+    page starts after (None on the last page)."""
+    query = select(Room.id).order_by(Room.name_key).limit(limit + 1)
+    if isinstance(after, str) and after:
+        query = query.where(Room.name_key > after.lower()[:32])
+    ids = list(db.session.scalars(query))
+    rooms = rooms_with_unread(user, ids[:limit])
+    return rooms, rooms[-1][0].name_key if len(ids) > limit else None
 
 
 # Members and read state -------------------------------------------------------------------
