@@ -61,7 +61,8 @@ lint: install
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR)
 
-# make bench - the fan-out benchmark (bench/run.py; BENCH_ARGS="--smoke" for a quick check)
+# make bench - the fan-out benchmark beside two reference servers (bench/run.py; BENCH_ARGS="--smoke"
+# for a quick check, "--baseline REF" to compare with another commit in the same run)
 .PHONY: bench
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -150,8 +150,14 @@ const scenarios = {
   },
 };
 
+// The JSON size of the last event the first client received: the references pad theirs to it.
+let payloadBytes = 0;
+
 function listen(client, index, scenario) {
-  client.socket.on(scenario.event, (data) => tracker.deliver(index, scenario.tagOf(data)));
+  client.socket.on(scenario.event, (data) => {
+    if (index === 0) payloadBytes = Buffer.byteLength(JSON.stringify(data));
+    tracker.deliver(index, scenario.tagOf(data));
+  });
 }
 
 async function connectClients({ n, concurrency = 16, scenario = "table", sessions = null, page = "/" }) {
@@ -188,7 +194,7 @@ async function latency({ rounds, warmup = 1, scenario = "table", timeoutMs = 150
     }
     await sleep(pauseMs);
   }
-  return { rounds, receivers: connectedCount(), missing, latency_ms: percentiles(all) };
+  return { rounds, receivers: connectedCount(), missing, latency_ms: percentiles(all), payload_bytes: payloadBytes };
 }
 
 async function throughput({ messages, inflight, scenario = "table", timeoutMs = 30000 }) {

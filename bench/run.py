@@ -4,15 +4,23 @@
                                              # then on PostgreSQL + Redis with two workers
     .venv/bin/python bench/run.py --smoke    # N = 20, one round, SQLite, one worker (in make test)
     .venv/bin/python bench/run.py --clients 1000 --configs sqlite
+    .venv/bin/python bench/run.py --clients 1000 --configs sqlite --baseline main
 
 The app runs as production runs it (gunicorn -c gunicorn.conf.py wsgi:app, gevent websocket
 worker), pinned to its own core(s) with taskset; bench/loadgen.mjs (Node, socket.io-client)
 runs on the other core(s) and opens N browser-like clients. For each configuration and N it
-measures time-to-update (POST /table/rows until each client has the table:row event), server
-CPU per row (utime + stime of every gunicorn process, from /proc), RSS growth per connection,
+measures connect time, time-to-update (POST /table/rows until each client has the table:row
+event), server CPU per row (the CPU clock of every server process), RSS growth per connection,
 sustained throughput with a bounded number of rows in flight, and HTTP requests/s for GET / and
 GET /table/rows (wrk when installed, else the generator's own HTTP loop). The chat room scenario
 runs when the app has chat routes, and is reported as not available otherwise.
+
+Beside the app, in the same run and on the same cores, the same table scenarios and HTTP
+requests run against two references (bench/servers.py): a minimal Flask-SocketIO push app under
+the same gunicorn settings, and a raw Node `ws` server speaking just enough Socket.IO. Every
+figure of the app is also given as a ratio to each of them. With ``--baseline REF`` the app at
+that commit runs the same scenarios too (a temporary git worktree), and the app's figures get a
+ratio to the baseline's: before and after, in one run.
 
 Everything targets loopback and stops by itself. A markdown table goes to stdout, the raw
 figures as JSON to bench/results/ (and --json PATH). Exit status: 0 completed, 1 completed with
@@ -33,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,21 +50,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.generator import Generator, children_of
-from tests.e2e.server import LiveServer
+from bench import servers
+from bench.generator import Generator
+from bench.report import add_ratios, check_targets, markdown, one_line
+from bench.servers import Baseline, Target, app_target, reference_targets
 
 RESULTS = ROOT / "bench" / "results"
 LOADGEN = ROOT / "bench" / "loadgen.mjs"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-# Targets for a 2-core machine, one worker unless stated (see the README's Benchmark section).
-TARGET_N = 1000
-TARGET_P99_MS = 150
-TARGET_CPU_MS_PER_ROW = 100
-TARGET_KIB_PER_CONNECTION = 80
-TARGET_DELIVERIES_PER_S = 30_000
-TARGET_P99_MS_5000 = 1000
-TARGET_TWO_WORKER_RATIO = 1.15
 # Chat members log in as this many accounts (registering hashes a password: slow on purpose).
 CHAT_USERS = 20
 
@@ -144,9 +147,9 @@ class Setup:
                 print(f"cleanup of {self.name} failed: {error}", file=sys.stderr)
 
 
-def sqlite_setup(workdir: Path) -> Setup:
+def sqlite_setup(workdir: Path, database: str = "bench.db") -> Setup:
     return Setup(
-        "sqlite", 1, {"DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}", "MESSAGE_QUEUE_URL": ""}
+        "sqlite", 1, {"DATABASE_URL": f"sqlite:///{workdir / database}", "MESSAGE_QUEUE_URL": ""}
     )
 
 
@@ -184,85 +187,46 @@ def redis_postgres_setup(workdir: Path, workers: int) -> Setup:
     return setup
 
 
-# ---------------------------------------------------------------- the server and the generator
+# ---------------------------------------------------------------- the servers and the generator
 
 
-def seed_rows(database_url: str, count: int) -> None:
-    """Fill the table with ``count`` old rows, so per-event queries meet a long table."""
-    from sqlalchemy import func, insert, select
-
-    from webapp import create_app
-    from webapp.config import Config
-    from webapp.extensions import db
-    from webapp.table import services
-    from webapp.table.models import Row
-
-    config = type(
-        "BenchConfig",
-        (Config,),
-        {"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "bench", "MESSAGE_QUEUE_URL": None},
+def seed_rows(target: Target, database_url: str, count: int) -> None:
+    """Fill the target's table with ``count`` old rows, by the target's own code."""
+    subprocess.run(
+        [str(target.bin / "python"), str(ROOT / "bench" / "seed.py"), database_url, str(count)],
+        cwd=target.root,
+        env={**os.environ, "PYTHONPATH": str(target.root)},
+        check=True,
+        capture_output=True,
     )
-    app = create_app(config)
-    with app.app_context():
-        have = db.session.scalar(select(func.count(Row.id)))
-        stamp = datetime(2020, 1, 1, tzinfo=UTC)
-        for start in range(have, count, 10_000):
-            db.session.execute(
-                insert(Row),
-                [
-                    {"a": i, "b": 1, "sum": i + 1, "created_at": stamp}
-                    for i in range(start, min(count, start + 10_000))
-                ],
-            )
-        services.recount_totals()
-        db.session.commit()
-        db.session.remove()
-        db.engine.dispose()
 
 
 def server_env(setup: Setup) -> dict[str, str]:
+    """The environment of every server of a configuration: the app, the baseline and the
+    Flask-SocketIO reference (tests/e2e/server.py's LOOPBACK_LIMITS come on top)."""
     return {"SECRET_KEY": "bench-secret", "LOG_LEVEL": "warning", **setup.env}
 
 
-class Server:
-    """gunicorn as production runs it, pinned to the server cores."""
+class Server(servers.Server):
+    """A target's server for one configuration, with its CPU and memory read from /proc."""
 
-    def __init__(self, setup: Setup, cpus: str | None, log_path: Path):
-        self.setup = setup
-        self.cpus = cpus
-        self.live = LiveServer(server_env(setup), workers=setup.workers, log_path=log_path)
-        self.url = self.live.url
-        self.workers: list[int] = []
-
-    def start(self) -> Server:
-        self.live.start(timeout=60)
-        master = self.live.process.pid
-        if self.cpus:
-            # Workers forked later inherit the master's affinity; those already there are pinned.
-            self._pin(master)
-        deadline = time.monotonic() + 30
-        while len(children_of(master)) < self.setup.workers:
-            if time.monotonic() > deadline:
-                raise BenchError("gunicorn did not start all its workers")
-            time.sleep(0.1)
-        self.workers = children_of(master)
-        if self.cpus:
-            for pid in self.workers:
-                self._pin(pid)
-        return self
-
-    def _pin(self, pid: int) -> None:
-        subprocess.run(
-            ["taskset", "-a", "-cp", self.cpus, str(pid)], check=True, capture_output=True
+    def __init__(
+        self,
+        target: Target,
+        setup: Setup,
+        cpus: str | None,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ):
+        super().__init__(
+            target,
+            setup.workers,
+            {**server_env(setup), **(env or {})},
+            cpus,
+            log_path,
+            error=BenchError,
         )
-
-    @property
-    def pids(self) -> list[int]:
-        return [self.live.process.pid, *self.workers]
-
-    def check_workers(self) -> None:
-        if children_of(self.live.process.pid) != self.workers:
-            raise BenchError("a gunicorn worker restarted during the measurement; see the log")
+        self.setup = setup
 
     def cpu(self) -> float:
         return cpu_seconds(self.pids)
@@ -277,14 +241,6 @@ class Server:
 
     def rss(self) -> int:
         return rss_kib(self.pids)
-
-    def status(self, path: str) -> int:
-        import requests
-
-        return requests.get(self.url + path, timeout=10, allow_redirects=False).status_code
-
-    def stop(self) -> None:
-        self.live.stop()
 
 
 class LoadGenerator(Generator):
@@ -310,6 +266,8 @@ class Plan:
     http_connections: int
     profile: Path | None = None
     seed_rows: int = 0
+    # Pauses for the server to finish handshakes and closes before the next phase reads it.
+    settle_seconds: float = 1.0
 
 
 def rows_for_throughput(plan: Plan, n: int) -> int:
@@ -321,7 +279,7 @@ def delivery_timeout_ms(n: int) -> int:
     return 10_000 + 4 * n
 
 
-def warm_up(loadgen: LoadGenerator, workers: int) -> None:
+def warm_up(loadgen: LoadGenerator, workers: int, settle_seconds: float) -> int:
     """Templates compiled, pools opened, first connections' lazy imports done in every worker:
     none of that is per client.
 
@@ -329,14 +287,17 @@ def warm_up(loadgen: LoadGenerator, workers: int) -> None:
     worker, and with several workers not always to the one that served the warm-up's rows: a
     cold worker would pay its first compiles (some 8 ms) inside the measured phase, which the
     single worker paid here. So every worker adds rows here, over fresh connections.
+
+    Answers the JSON size of a table:row event, which the references then send too.
     """
     loadgen("connect", 60, n=4 * workers)
-    loadgen("latency", 60, rounds=2, warmup=0)
+    payload_bytes = loadgen("latency", 60, rounds=2, warmup=0)["payload_bytes"]
     warmed = loadgen("warm-workers", 60, workers=workers, perWorker=3)
     if not warmed["complete"]:
         print(f"   warm-up reached only these workers: {warmed['workers']}", flush=True)
     loadgen("disconnect", 30)
-    time.sleep(1.0)
+    time.sleep(settle_seconds)
+    return payload_bytes
 
 
 class Profiler:
@@ -392,15 +353,17 @@ def measure(
     """Connect N clients, then time-to-update one row at a time, then sustained throughput."""
     run: dict = {
         "config": server.setup.name,
-        "workers": server.setup.workers,
+        "server": server.target.key,
+        "workers": server.target.processes(server.setup.workers),
         "scenario": scenario,
         "n": n,
         "load_average_start": load_average(),
     }
     rss0, cpu0 = server.rss(), server.cpu()
-    connect_timeout = 60 + n * 0.1
+    # Generous: on a shared machine under load, 1000 chat members took over 160 s to join.
+    connect_timeout = 120 + n * 0.3
     reply = loadgen(connect.pop("cmd"), connect_timeout, n=n, **connect)
-    time.sleep(1.0)  # let the server finish every handshake before reading its memory
+    time.sleep(plan.settle_seconds)  # every handshake finished before its memory is read
     rss1, cpu1 = server.rss(), server.cpu()
     connected = reply["connected"]
     run.update(
@@ -421,7 +384,7 @@ def measure(
     timeout_ms = delivery_timeout_ms(n)
     warmup = 1
     profiler = profiler or Profiler(None)
-    profiler.start(server, f"{server.setup.name}-{scenario}-{n}-latency")
+    profiler.start(server, f"{server.target.key}-{server.setup.name}-{scenario}-{n}-latency")
     (user0, system0), cpu0, by0 = server.cpu_times(), server.cpu(), server.cpu_by_process()
     reply = loadgen(
         "latency",
@@ -433,6 +396,7 @@ def measure(
     )
     (user1, system1), cpu1, by1 = server.cpu_times(), server.cpu(), server.cpu_by_process()
     run["latency"] = {key: reply[key] for key in ("rounds", "receivers", "missing", "latency_ms")}
+    run["payload_bytes"] = reply["payload_bytes"]
     run["cpu_ms_per_row"] = round((cpu1 - cpu0) * 1000 / (plan.rounds + warmup), 1)
     run["cpu_us_per_delivery"] = round(run["cpu_ms_per_row"] * 1000 / reply["receivers"], 1)
     run["cpu_ms_per_row_user_system"] = [
@@ -448,7 +412,7 @@ def measure(
     rows = rows_for_throughput(plan, n)
     if scenario == "chat":  # each account may send 10 messages in 10 s: a few each, all in turn
         rows = min(rows, 4 * CHAT_USERS)
-    profiler.start(server, f"{server.setup.name}-{scenario}-{n}-throughput")
+    profiler.start(server, f"{server.target.key}-{server.setup.name}-{scenario}-{n}-throughput")
     cpu0 = server.cpu()
     reply = loadgen(
         "throughput",
@@ -487,13 +451,40 @@ def measure(
     return run
 
 
+def wait_until_idle(server: Server, plan: Plan, limit: float = 120) -> bool:
+    """Until the server used at most 5% of a core over a second: closing N sockets (and
+    writing their access log lines) keeps a worker busy for a while after the clients left."""
+    time.sleep(plan.settle_seconds)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        cpu0 = server.cpu()
+        time.sleep(1.0)
+        if server.cpu() - cpu0 <= 0.05:
+            return True
+    return False
+
+
+def http_phase(
+    server: Server, loadgen: LoadGenerator, plan: Plan, cpus: str | None, report: dict
+) -> None:
+    """The HTTP figures of a server; a failure there is reported, the fan-out figures kept."""
+    import requests
+
+    if not wait_until_idle(server, plan):
+        print(f"   {server.target.label} was still busy; requests/s measured anyway", flush=True)
+    try:
+        report["http"].extend(http_benchmark(server, loadgen, plan, cpus))
+    except (requests.RequestException, BenchError) as error:
+        skip(report, f"GET requests/s of {server.target.label} not measured: {error}")
+
+
 def http_benchmark(
     server: Server, loadgen: LoadGenerator, plan: Plan, cpus: str | None
 ) -> list[dict]:
     """Requests/s for the page and the rows fragment, with a browser's session cookie."""
     import requests
 
-    page = requests.get(server.url + "/", timeout=10)
+    page = requests.get(server.url + "/", timeout=60)
     cookie = "; ".join(f"{c.name}={c.value}" for c in page.cookies)
     results = []
     for path in ("/", "/table/rows"):
@@ -524,7 +515,8 @@ def http_benchmark(
         results.append(
             {
                 "config": server.setup.name,
-                "workers": server.setup.workers,
+                "server": server.target.key,
+                "workers": server.target.processes(server.setup.workers),
                 "path": path,
                 "load_average_start": load,
                 **result,
@@ -564,239 +556,106 @@ def run_wrk(url: str, cookie: str, plan: Plan, cpus: str | None) -> dict:
 
 
 def run_config(
-    setup: Setup,
+    setups: dict[str, Setup],
+    targets: list[Target],
     plan: Plan,
     scenarios: list[str],
     cpus: tuple[str, str] | None,
     workdir: Path,
     report: dict,
 ) -> None:
+    """Every N and scenario on every target, back to back: the app, the baseline, then the
+    references (table only, on the app's configuration: its workers and message queue)."""
     server_cpus, loadgen_cpus = cpus or (None, None)
-    try:
-        LiveServer(server_env(setup), workers=setup.workers).migrate()
-    except subprocess.CalledProcessError as error:
-        raise BenchError(f"the migrations failed: {error.stderr.decode()[-2000:]}") from error
-    if plan.seed_rows:
-        started = time.monotonic()
-        seed_rows(setup.env["DATABASE_URL"], plan.seed_rows)
-        print(
-            f"{setup.name}: table seeded with {plan.seed_rows:,} rows "
-            f"in {time.monotonic() - started:.0f}s",
-            flush=True,
-        )
-    chat_available = None
+    for target in targets:
+        if target.reference:
+            continue
+        setup = setups[target.key]
+        try:
+            target.migrate(server_env(setup))
+        except subprocess.CalledProcessError as error:
+            raise BenchError(
+                f"the migrations of {target.label} failed: {error.stderr.decode()[-2000:]}"
+            ) from error
+        if plan.seed_rows:
+            started = time.monotonic()
+            seed_rows(target, setup.env["DATABASE_URL"], plan.seed_rows)
+            print(
+                f"{setup.name}, {target.label}: table seeded with {plan.seed_rows:,} rows "
+                f"in {time.monotonic() - started:.0f}s",
+                flush=True,
+            )
+    chat_available: dict[str, bool] = {}
     for n in plan.clients:
         for scenario in scenarios:
-            if scenario == "chat" and chat_available is False:
-                continue
-            log = workdir / f"{setup.name}-{scenario}-{n}"
-            server = Server(setup, server_cpus, log.with_suffix(".gunicorn.log")).start()
-            loadgen = None
-            try:
-                if chat_available is None:
-                    chat_available = server.status("/chat") != 404
-                    if not chat_available and "chat" in scenarios:
-                        skip(
-                            report,
-                            "chat: not available (GET /chat answered 404): chat scenario skipped",
-                        )
-                    if scenario == "chat" and not chat_available:
-                        continue
-                loadgen = LoadGenerator(server.url, loadgen_cpus, log.with_suffix(".loadgen.log"))
-                warm_up(loadgen, setup.workers)
-                print(
-                    f"{setup.name} ({setup.workers} worker{'s' * (setup.workers > 1)}), "
-                    f"{scenario}, N={n}: load {load_average()} ...",
-                    flush=True,
-                )
-                connect = (
-                    {"cmd": "connect"}
-                    if scenario == "table"
-                    else {
-                        "cmd": "chat-connect",
-                        "room": f"bench{uuid.uuid4().hex[:8]}",
-                        "users": CHAT_USERS,
-                    }
-                )
-                run = measure(server, loadgen, plan, n, scenario, connect, Profiler(plan.profile))
-                report["runs"].append(run)
-                print("   " + one_line(run), flush=True)
-            finally:
-                if loadgen:
-                    loadgen.close()
-                server.stop()
-    if "table" in scenarios:
-        server = Server(setup, server_cpus, workdir / f"{setup.name}-http.gunicorn.log").start()
-        loadgen = LoadGenerator(
-            server.url, loadgen_cpus, workdir / f"{setup.name}-http.loadgen.log"
-        )
-        try:
-            report["http"].extend(http_benchmark(server, loadgen, plan, loadgen_cpus))
-        finally:
-            loadgen.close()
-            server.stop()
+            for target in targets:
+                if target.reference and scenario != "table":
+                    continue  # no reference has a chat: its ratios say n/a
+                if scenario == "chat" and chat_available.get(target.key) is False:
+                    continue
+                setup = setups.get(target.key, setups["app"])
+                log = workdir / f"{target.key}-{setup.name}-{scenario}-{n}"
+                server = start_server(target, setup, server_cpus, log, report)
+                loadgen = None
+                try:
+                    if not target.reference and target.key not in chat_available:
+                        chat_available[target.key] = server.status("/chat") != 404
+                        if not chat_available[target.key] and "chat" in scenarios:
+                            skip(
+                                report,
+                                f"chat: not available in {target.label} (GET /chat answered "
+                                "404): chat scenario skipped",
+                            )
+                        if scenario == "chat" and not chat_available[target.key]:
+                            continue
+                    loadgen = LoadGenerator(
+                        server.url, loadgen_cpus, log.with_suffix(".loadgen.log")
+                    )
+                    payload_bytes = warm_up(
+                        loadgen, server.target.processes(setup.workers), plan.settle_seconds
+                    )
+                    if target.key == "app":
+                        report.setdefault("reference_payload_bytes", payload_bytes)
+                    print(
+                        f"{setup.name} ({setup.workers} worker{'s' * (setup.workers > 1)}), "
+                        f"{scenario}, N={n}, {target.label}: load {load_average()} ...",
+                        flush=True,
+                    )
+                    connect = (
+                        {"cmd": "connect"}
+                        if scenario == "table"
+                        else {
+                            "cmd": "chat-connect",
+                            "room": f"bench{uuid.uuid4().hex[:8]}",
+                            "users": CHAT_USERS,
+                        }
+                    )
+                    profiler = Profiler(None if target.reference else plan.profile)
+                    run = measure(server, loadgen, plan, n, scenario, connect, profiler)
+                    report["runs"].append(run)
+                    print("   " + one_line(run), flush=True)
+                    if scenario == "table" and n == plan.clients[-1]:
+                        # Requests/s on the same server, once its clients have gone: the table
+                        # holds the rows of every N by now, as a page in use would.
+                        http_phase(server, loadgen, plan, loadgen_cpus, report)
+                finally:
+                    if loadgen:
+                        loadgen.close()
+                    server.stop()
+
+
+def start_server(target: Target, setup: Setup, cpus: str | None, log: Path, report: dict) -> Server:
+    """The references pad their events to the JSON size of the app's (measured in its warm-up)."""
+    env = {}
+    if target.reference:
+        env["PAYLOAD_BYTES"] = str(report.get("reference_payload_bytes") or 0)
+    return Server(target, setup, cpus, log.with_suffix(".server.log"), env).start()
 
 
 def skip(report: dict, line: str) -> None:
     if line not in report["skipped"]:
         report["skipped"].append(line)
         print(line, flush=True)
-
-
-# ---------------------------------------------------------------- the report
-
-
-def one_line(run: dict) -> str:
-    if "latency" not in run:
-        return f"connected {run['connected']}/{run['n']}: {run['connect_errors']}"
-    lat, tp = run["latency"]["latency_ms"], run["throughput"]
-    return (
-        f"connected {run['connected']}/{run['n']}, p99 {lat['p99']} ms, "
-        f"{run['cpu_ms_per_row']} CPU-ms/row, {run['kib_per_connection']} KiB/conn, "
-        f"{tp['deliveries_per_s']:.0f} deliveries/s, missing "
-        f"{run['latency']['missing'] + tp['missing']}"
-    )
-
-
-def markdown(report: dict) -> str:
-    lines = [
-        (
-            "| config | scenario | N | connected | p50 ms | p95 ms | p99 ms | max ms | CPU ms/row "
-            "| CPU µs/delivery | KiB/conn | rows/s | deliveries/s | missing | server CPU % "
-            "| loadgen CPU % | load avg |"
-        ),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for run in report["runs"]:
-        config = f"{run['config']} ×{run['workers']}"
-        if "latency" not in run:
-            lines.append(
-                f"| {config} | {run['scenario']} | {run['n']} | {run['connected']} "
-                "| – | – | – | – | – | – | – | – | – | – | – | – | "
-                f"{run['load_average_start'][0]} |"
-            )
-            continue
-        lat, tp = run["latency"]["latency_ms"], run["throughput"]
-        loadgen_cpu = max(
-            run["loadgen_cpu_percent"].get("latency", 0),
-            run["loadgen_cpu_percent"].get("throughput", 0),
-        )
-        lines.append(
-            f"| {config} | {run['scenario']} | {run['n']} | {run['connected']} | {lat['p50']} "
-            f"| {lat['p95']} | {lat['p99']} | {lat['max']} | {run['cpu_ms_per_row']} "
-            f"| {run['cpu_us_per_delivery']} | {run['kib_per_connection']} "
-            f"| {tp['messages_per_s']:.1f} | {tp['deliveries_per_s']:.0f} "
-            f"| {run['latency']['missing'] + tp['missing']} "
-            f"| {run['server_cpu_percent_throughput']} | {loadgen_cpu} "
-            f"| {run['load_average_start'][0]} |"
-        )
-    lines += [
-        "",
-        (
-            "p50…max: time-to-update over all clients and timed rows (messages for chat), one "
-            "row at a time; CPU ms/row and µs/delivery: every gunicorn process, in the same "
-            f"phase. rows/s, deliveries/s: sustained, {report['plan']['inflight']} rows in "
-            "flight. server CPU %: cores' worth the server used meanwhile: well under 100 per "
-            "worker means it was waiting, or the machine was busy (see load avg)."
-        ),
-    ]
-    if report["http"]:
-        lines += [
-            "",
-            "| config | GET | requests/s | server CPU ms/request | tool | load avg |",
-            "|---|---|---:|---:|---|---|",
-        ]
-        for result in report["http"]:
-            lines.append(
-                f"| {result['config']} ×{result['workers']} | `{result['path']}` "
-                f"| {result['requests_per_s']:.0f} | {result['server_cpu_ms_per_request']} "
-                f"| {result['tool']} | {result['load_average_start'][0]} |"
-            )
-    if report["targets"]:
-        lines += ["", "| target | measured | met |", "|---|---|---|"]
-        for target in report["targets"]:
-            lines.append(
-                f"| {target['target']} | {target['measured']} "
-                f"| {'yes' if target['met'] else '**no**'} |"
-            )
-    for line in report["skipped"]:
-        lines.append(f"\n_{line}_")
-    lines.append(
-        f"\nLoad average at the start {report['machine']['load_average_start']}, "
-        f"at the end {report['machine'].get('load_average_end')} "
-        f"({report['machine']['cpus']} CPUs; server on CPUs {report['pinning']['server']}, "
-        f"load generator on {report['pinning']['loadgen']})."
-    )
-    return "\n".join(lines)
-
-
-def find_run(report: dict, config: str, n: int, scenario: str = "table") -> dict | None:
-    for run in report["runs"]:
-        if (run["config"], run["n"], run["scenario"]) == (config, n, scenario) and "latency" in run:
-            return run
-    return None
-
-
-def check_targets(report: dict) -> list[dict]:
-    targets = []
-
-    def add(target: str, measured, met: bool) -> None:
-        targets.append({"target": target, "measured": measured, "met": bool(met)})
-
-    one = find_run(report, "sqlite", TARGET_N)
-    if one:
-        p99 = one["latency"]["latency_ms"]["p99"]
-        add(
-            f"N={TARGET_N}: p99 time-to-update ≤ {TARGET_P99_MS} ms",
-            f"{p99} ms",
-            p99 <= TARGET_P99_MS,
-        )
-        add(
-            f"N={TARGET_N}: ≤ {TARGET_CPU_MS_PER_ROW} server CPU-ms per row",
-            f"{one['cpu_ms_per_row']} ms",
-            one["cpu_ms_per_row"] <= TARGET_CPU_MS_PER_ROW,
-        )
-        add(
-            f"N={TARGET_N}: ≤ {TARGET_KIB_PER_CONNECTION} KiB per connection",
-            f"{one['kib_per_connection']} KiB",
-            one["kib_per_connection"] <= TARGET_KIB_PER_CONNECTION,
-        )
-        tp = one["throughput"]
-        missing = one["latency"]["missing"] + tp["missing"]
-        add(
-            f"N={TARGET_N}: sustained ≥ {TARGET_DELIVERIES_PER_S:,} deliveries/s, 0 missing",
-            f"{tp['deliveries_per_s']:,.0f}/s, {missing} missing",
-            tp["deliveries_per_s"] >= TARGET_DELIVERIES_PER_S and missing == 0,
-        )
-    big = find_run(report, "sqlite", 5000)
-    if big:
-        missing = big["latency"]["missing"] + big["throughput"]["missing"]
-        p99 = big["latency"]["latency_ms"]["p99"]
-        add(
-            "N=5000, one worker: all connected, all delivered, p99 ≤ 1 s",
-            f"{big['connected']}/5000 connected, {missing} missing, p99 {p99} ms",
-            big["connected"] == 5000 and missing == 0 and p99 <= TARGET_P99_MS_5000,
-        )
-    for n in sorted({run["n"] for run in report["runs"] if run["n"] >= TARGET_N}):
-        single, double = find_run(report, "sqlite", n), find_run(report, "redis+pg", n)
-        if single and double:
-            ratio = double["cpu_us_per_delivery"] / single["cpu_us_per_delivery"]
-            missing = double["latency"]["missing"] + double["throughput"]["missing"]
-            add(
-                f"N={n}, 2 workers + Redis: CPU per delivery ≤ {TARGET_TWO_WORKER_RATIO}× one "
-                "worker, none missing",
-                f"{ratio:.2f}×, {missing} missing",
-                ratio <= TARGET_TWO_WORKER_RATIO and missing == 0,
-            )
-    chat = find_run(report, "sqlite", TARGET_N, "chat")
-    if chat:
-        p99 = chat["latency"]["latency_ms"]["p99"]
-        add(
-            f"chat room with {TARGET_N} members: p99 ≤ {TARGET_P99_MS} ms",
-            f"{p99} ms",
-            p99 <= TARGET_P99_MS,
-        )
-    return targets
 
 
 def versions() -> dict:
@@ -844,11 +703,22 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="sample the workers with py-spy (pip install py-spy) into this folder",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run the app at this commit (branch, tag, sha), for before/after ratios",
+    )
     args = parser.parse_args(argv)
 
     if args.smoke:
         plan = Plan(
-            clients=[20], rounds=1, messages=200, inflight=2, http_seconds=1, http_connections=4
+            clients=[20],
+            rounds=1,
+            messages=200,
+            inflight=2,
+            http_seconds=1,
+            http_connections=4,
+            settle_seconds=0.3,
         )
         configs, scenarios = ["sqlite"], ["table", "chat"]
     else:
@@ -889,6 +759,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "pinning": {"server": cpus[0] if cpus else "any", "loadgen": cpus[1] if cpus else "any"},
         "plan": vars(plan),
+        "baseline": None,
+        "labels": {},
         "runs": [],
         "http": [],
         "skipped": [],
@@ -897,26 +769,55 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Fan-out benchmark: {report['machine']['uptime']}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     status = 0
+    baseline = None
+    started = time.monotonic()
     try:
+        targets = [app_target()]
+        if args.baseline:
+            baseline = Baseline(args.baseline, workdir, error=BenchError)
+            targets.append(baseline.target)
+            report["baseline"] = {
+                "ref": args.baseline,
+                "commit": baseline.commit,
+                "venv": str(baseline.venv or "shared"),
+            }
+        targets += reference_targets()
+        report["labels"] = {target.key: target.label for target in targets}
         for name in configs:
+            setups: dict[str, Setup] = {}
             try:
-                setup = (
-                    sqlite_setup(workdir)
-                    if name == "sqlite"
-                    else redis_postgres_setup(workdir, args.workers)
-                )
+                for target in targets:
+                    if not target.reference:  # the app and the baseline: a database each
+                        setups[target.key] = (
+                            sqlite_setup(workdir, f"{target.key}.db")
+                            if name == "sqlite"
+                            else redis_postgres_setup(workdir, args.workers)
+                        )
             except BenchError as error:
+                for setup in setups.values():
+                    setup.close()
                 skip(report, f"{name}: skipped: {error}")
                 continue
             try:
-                run_config(setup, plan, scenarios, cpus, workdir, report)
+                run_config(setups, targets, plan, scenarios, cpus, workdir, report)
             finally:
-                setup.close()
+                for setup in setups.values():
+                    setup.close()
     except BenchError as error:
         report["error"] = str(error)
         print(f"\nThe benchmark broke: {error} (logs in {workdir})", flush=True)
         status = 2
+    except Exception as error:  # what was measured until then is still reported
+        traceback.print_exc()
+        report["error"] = repr(error)
+        print(f"\nThe benchmark broke: {error!r} (logs in {workdir})", flush=True)
+        status = 2
+    finally:
+        if baseline:
+            baseline.close()
     report["machine"]["load_average_end"] = load_average()
+    report["seconds"] = round(time.monotonic() - started)
+    add_ratios(report)
     report["targets"] = check_targets(report)
     incomplete = [
         run
@@ -937,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in outputs:
         path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print("\n" + markdown(report))
-    print(f"\nRaw figures: {', '.join(map(str, outputs))}")
+    print(f"\nRaw figures: {', '.join(map(str, outputs))} ({report['seconds']} s in all)")
     if status == 0:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
