@@ -70,3 +70,31 @@ def test_foreign_origin_cannot_open_a_socket(live_server):
 def test_long_polling_is_refused(live_server):
     response = requests.get(f"{live_server.url}/socket.io/?EIO=4&transport=polling", timeout=5)
     assert response.status_code == 400
+
+
+def test_an_id_is_never_handed_out_again_after_the_newest_row_is_deleted(live_server):
+    """A client that saw an id catches up with ?after=ID: a row added after that id was
+    deleted must get a greater id, or such a client never sees it."""
+    alice, bob = BrowserSession(live_server.url), BrowserSession(live_server.url)
+    watcher = LiveSocket(bob).connect()
+    assert alice.post("/table/rows", {"a": "1", "b": "1"}).status_code == 201
+    newest = alice.post("/table/rows", {"a": "2", "b": "2"})
+    assert newest.status_code == 201
+    watcher.wait_for(lambda events: len(watcher.of("table:row")) == 2)
+    deleted_id = watcher.of("table:row")[-1]["id"]
+
+    headers = {"X-CSRFToken": alice.token, "HX-Request": "true"}
+    gone = alice.http.delete(f"{live_server.url}/table/rows/{deleted_id}", headers=headers)
+    assert gone.status_code == 200
+    watcher.wait_for(lambda events: watcher.of("table:row-deleted"))
+    assert alice.post("/table/rows", {"a": "3", "b": "3"}).status_code == 201
+    watcher.wait_for(lambda events: len(watcher.of("table:row")) == 3)
+
+    new_id = watcher.of("table:row")[-1]["id"]
+    assert new_id > deleted_id
+    # Catching up from the deleted id (the last one this client saw) finds the new row.
+    catchup = bob.http.get(f"{live_server.url}/table/rows?after={deleted_id}", timeout=10).text
+    assert row_ids(catchup) == [new_id]
+    ack = watcher.client.call("table:catchup", {"after": deleted_id}, timeout=10)
+    assert [(r["id"], r["sum"]) for r in ack["rows"]] == [(new_id, 6)]
+    watcher.disconnect()
