@@ -1,3 +1,6 @@
+import threading
+import uuid
+
 import pytest
 
 from webapp.errors import NotFound, ValidationError
@@ -94,3 +97,36 @@ def test_delete_row(app):
         assert Row.query.count() == 0
         with pytest.raises(NotFound):
             services.delete_row(row.id)
+
+
+def test_two_resends_at_once_store_one_row(app, monkeypatch):
+    """Both look the client id up before either has stored it: the database keeps one."""
+    both_looked = threading.Barrier(2, timeout=10)
+    lookup = services._row_by_client_id
+    first_lookup = threading.local()
+
+    def look_then_wait(client_id):
+        found = lookup(client_id)
+        if not getattr(first_lookup, "done", False):
+            first_lookup.done = True
+            both_looked.wait()
+        return found
+
+    monkeypatch.setattr(services, "_row_by_client_id", look_then_wait)
+    client_id = str(uuid.uuid4())
+    answers = []
+
+    def resend():
+        with app.app_context():
+            row, stored = services.add_row_once("1", "2", client_id=client_id)
+            answers.append((row.id, stored))
+
+    threads = [threading.Thread(target=resend) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [(1, False), (1, True)]
+    assert count_rows(app) == 1
+    with app.app_context():
+        assert services.totals().count == 1
