@@ -46,7 +46,7 @@ def test_a_resend_with_the_same_client_id_answers_200_with_the_same_row(
 ):
     watcher = socket_client()
     watcher.get_received()
-    form = {"a": "-5", "b": "8", "client_id": "6F9619FF-8B86-4D11-B42D-00C04FC964FF"}
+    form = {"a": "\u22125", "b": "8", "client_id": "6F9619FF-8B86-4D11-B42D-00C04FC964FF"}
     first = browser.post("/table/rows", form, htmx=False, headers={"Accept": "application/json"})
     assert first.status_code == 201 and first.get_json()["sum"] == 3
     # The same UUID written another way is the same submission.

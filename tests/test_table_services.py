@@ -20,6 +20,11 @@ from .conftest import count_rows
         ("1000000000", 10**9),
         ("-1000000000", -(10**9)),
         (4, 4),
+        ("\u22125", -5),  # the minus sign, as the help text writes it
+        ("\u22121000000000", -(10**9)),
+        ("\uff0d\uff14\uff12", -42),  # fullwidth, as a CJK input method types it
+        ("\ufe637", -7),
+        ("\uff0b\uff17", 7),
     ],
 )
 def test_parse_operand_accepts_integers_in_range(value, expected):
@@ -36,6 +41,11 @@ def test_parse_operand_accepts_integers_in_range(value, expected):
         ("1.5", "whole number"),
         ("1e3", "whole number"),
         ("٣", "whole number"),  # an Arabic-Indic digit is a digit to Python, not to us
+        ("5²", "whole number"),  # NFKC would read it as 52
+        ("①", "whole number"),
+        ("\u20135", "whole number"),  # an en dash is punctuation, not a sign
+        ("\u2212\u22125", "whole number"),
+        ("\u22121000000001", "between"),
         ("1000000001", "between"),
         ("-1000000001", "between"),
         ("9" * 5000, "too long"),

@@ -106,6 +106,18 @@ def test_an_id_is_never_handed_out_again_after_the_newest_row_is_deleted(live_se
     watcher.disconnect()
 
 
+def test_the_minus_sign_of_the_help_text_is_accepted(live_server):
+    session = BrowserSession(live_server.url)
+    # The help text writes its range with U+2212; a person copies that or types it on a phone.
+    assert "\u22121,000,000,000" in session.load("/")
+    response = session.post("/table/rows", {"a": "\u22125", "b": "\uff13"})  # −5 and fullwidth 3
+    assert response.status_code == 201, response.text
+    assert "-5 + 3 = -2" in response.text
+    as_json = session.post("/table/rows", {"a": "\u22121000000000", "b": "7"}, headers=JSON)
+    assert as_json.status_code == 201
+    assert (as_json.json()["a"], as_json.json()["sum"]) == (-(10**9), -(10**9) + 7)
+
+
 def test_a_resend_with_the_same_client_id_answers_the_same_row_and_stores_nothing(live_server):
     session = BrowserSession(live_server.url)
     watcher = LiveSocket(BrowserSession(live_server.url)).connect()

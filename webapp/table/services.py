@@ -15,6 +15,18 @@ from .models import Row, TableTotals
 LIMIT = 1_000_000_000
 TOTALS_ID = 1
 MAX_INPUT_LENGTH = 32
+# What a person types or pastes for -12 or +7 besides ASCII: the minus sign U+2212 (the help
+# text itself writes it, and so does typeset text), and the fullwidth forms that CJK input
+# methods type. Not NFKC as a whole: it would also read "5²" as 52 and "①" as 1.
+SIGNS_AND_DIGITS = str.maketrans(
+    {
+        "\u2212": "-",  # MINUS SIGN
+        "\ufe63": "-",  # SMALL HYPHEN-MINUS
+        "\uff0d": "-",  # FULLWIDTH HYPHEN-MINUS
+        "\uff0b": "+",  # FULLWIDTH PLUS SIGN
+        **{chr(0xFF10 + digit): str(digit) for digit in range(10)},  # FULLWIDTH DIGITs
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,7 @@ def parse_operand(name: str, value) -> int:
         text = str(value).strip()
         if len(text) > MAX_INPUT_LENGTH:
             raise invalid("is too long to be a number in range.")
+        text = text.translate(SIGNS_AND_DIGITS)
         sign, digits = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
         if not (digits.isascii() and digits.isdigit()):
             raise invalid("must be a whole number, like 7 or -12.")
