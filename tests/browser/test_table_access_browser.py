@@ -22,7 +22,7 @@ def focused(page) -> str:
     )
 
 
-def test_keyboard_only_tab_stops_arrow_keys_and_enter(live_server, new_page):
+def test_keyboard_only_tab_stops_and_arrow_keys(live_server, new_page):
     table = TablePage.open(new_page(), live_server.url)
     page, keyboard = table.page, table.page.keyboard
     page.get_by_label("A", exact=True).focus()
