@@ -41,6 +41,23 @@ def test_add_row_as_json_client(browser):
     assert response.get_json()["sum"] == 7
 
 
+def test_a_resend_with_the_same_client_id_answers_200_with_the_same_row(
+    browser, socket_client, app
+):
+    watcher = socket_client()
+    watcher.get_received()
+    form = {"a": "\u22125", "b": "8", "client_id": "6F9619FF-8B86-4D11-B42D-00C04FC964FF"}
+    first = browser.post("/table/rows", form, htmx=False, headers={"Accept": "application/json"})
+    assert first.status_code == 201 and first.get_json()["sum"] == 3
+    # The same UUID written another way is the same submission.
+    resend = {**form, "client_id": form["client_id"].lower()}
+    again = browser.post("/table/rows", resend, htmx=False, headers={"Accept": "application/json"})
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+    assert browser.post("/table/rows", form).status_code == 200
+    assert count_rows(app) == 1
+    assert [event["name"] for event in watcher.get_received()] == ["table:row"]
+
+
 @pytest.mark.parametrize(
     "form, message",
     [

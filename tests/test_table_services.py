@@ -1,3 +1,6 @@
+import threading
+import uuid
+
 import pytest
 
 from webapp.errors import NotFound, ValidationError
@@ -17,6 +20,11 @@ from .conftest import count_rows
         ("1000000000", 10**9),
         ("-1000000000", -(10**9)),
         (4, 4),
+        ("\u22125", -5),  # the minus sign, as the help text writes it
+        ("\u22121000000000", -(10**9)),
+        ("\uff0d\uff14\uff12", -42),  # fullwidth, as a CJK input method types it
+        ("\ufe637", -7),
+        ("\uff0b\uff17", 7),
     ],
 )
 def test_parse_operand_accepts_integers_in_range(value, expected):
@@ -33,6 +41,11 @@ def test_parse_operand_accepts_integers_in_range(value, expected):
         ("1.5", "whole number"),
         ("1e3", "whole number"),
         ("٣", "whole number"),  # an Arabic-Indic digit is a digit to Python, not to us
+        ("5²", "whole number"),  # NFKC would read it as 52
+        ("①", "whole number"),
+        ("\u20135", "whole number"),  # an en dash is punctuation, not a sign
+        ("\u2212\u22125", "whole number"),
+        ("\u22121000000001", "between"),
         ("1000000001", "between"),
         ("-1000000001", "between"),
         ("9" * 5000, "too long"),
@@ -94,3 +107,36 @@ def test_delete_row(app):
         assert Row.query.count() == 0
         with pytest.raises(NotFound):
             services.delete_row(row.id)
+
+
+def test_two_resends_at_once_store_one_row(app, monkeypatch):
+    """Both look the client id up before either has stored it: the database keeps one."""
+    both_looked = threading.Barrier(2, timeout=10)
+    lookup = services._row_by_client_id
+    first_lookup = threading.local()
+
+    def look_then_wait(client_id):
+        found = lookup(client_id)
+        if not getattr(first_lookup, "done", False):
+            first_lookup.done = True
+            both_looked.wait()
+        return found
+
+    monkeypatch.setattr(services, "_row_by_client_id", look_then_wait)
+    client_id = str(uuid.uuid4())
+    answers = []
+
+    def resend():
+        with app.app_context():
+            row, stored = services.add_row_once("1", "2", client_id=client_id)
+            answers.append((row.id, stored))
+
+    threads = [threading.Thread(target=resend) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [(1, False), (1, True)]
+    assert count_rows(app) == 1
+    with app.app_context():
+        assert services.totals().count == 1

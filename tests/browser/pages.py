@@ -51,7 +51,8 @@ class TablePage:
         return self.page.locator(f"#row-{row_id}")
 
     def delete(self, row_id: int) -> None:
-        self.page.get_by_role("button", name=f"Delete row {row_id}").click()
+        # Named by what the row shows ("Delete row 3 + 4 = 7"), not by its id.
+        self.row(row_id).get_by_role("button", name=re.compile(r"^Delete row ")).click()
 
     def wait_rows(self, count: int) -> None:
         expect(self.rows).to_have_count(count)

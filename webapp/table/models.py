@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..auth.models import User
@@ -12,6 +12,14 @@ from ..extensions import db
 
 class Row(db.Model):
     __tablename__ = "table_rows"
+    __table_args__ = (
+        # A resend of the same submission (same client id) is stored once.
+        UniqueConstraint("client_id", name="uq_table_rows_client_id"),
+        # Clients catch up with ?after=ID, so an id is never handed out twice: without
+        # AUTOINCREMENT SQLite gives a new row the id of a deleted newest row (migration 0005).
+        # PostgreSQL's sequence never goes back by itself.
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     a: Mapped[int] = mapped_column(BigInteger)
@@ -23,6 +31,8 @@ class Row(db.Model):
         ForeignKey("users.id", name="fk_table_rows_user_id_users", ondelete="SET NULL")
     )
     user: Mapped[User | None] = relationship(lazy="joined")
+    # The UUID the page made for this submission (POST form field client_id), if any.
+    client_id: Mapped[str | None] = mapped_column(String(36))
 
     def to_dict(self) -> dict:
         """The data fields of the row, as sent to non-browser clients."""

@@ -72,10 +72,13 @@ def rows():
 
 @bp.post("/table/rows")
 def add_row():
-    """Add a row from form fields a and b."""
+    """Add a row from form fields a and b; a resend with the same client_id answers 200."""
+    form = request.form
     try:
         user = current_user._get_current_object() if current_user.is_authenticated else None
-        row = services.add_row(request.form.get("a"), request.form.get("b"), user=user)
+        row, stored = services.add_row_once(
+            form.get("a"), form.get("b"), user=user, client_id=form.get("client_id")
+        )
     except ValidationError as error:
         if wants_json():
             return jsonify(ok=False, error=str(error)), 422
@@ -88,12 +91,13 @@ def add_row():
             error_field=error.field,
             form=request.form,
         )
+    status = 201 if stored else 200
     if wants_json():
-        return jsonify(ok=True, **row.to_dict()), 201
+        return jsonify(ok=True, **row.to_dict()), status
     return render(
         "table/index.html",
         "table/_form_feedback.html",
-        201,
+        status,
         **({} if is_htmx() else _page_context()),
         added=row,
     )

@@ -1,9 +1,11 @@
 """Table use cases: validate, commit, then broadcast. Routes, events and the CLI call these."""
 
+import uuid
 from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..errors import NotFound, ValidationError
 from ..extensions import ID_MAX, clamp_id, db
@@ -13,6 +15,18 @@ from .models import Row, TableTotals
 LIMIT = 1_000_000_000
 TOTALS_ID = 1
 MAX_INPUT_LENGTH = 32
+# What a person types or pastes for -12 or +7 besides ASCII: the minus sign U+2212 (the help
+# text itself writes it, and so does typeset text), and the fullwidth forms that CJK input
+# methods type. Not NFKC as a whole: it would also read "5²" as 52 and "①" as 1.
+SIGNS_AND_DIGITS = str.maketrans(
+    {
+        "\u2212": "-",  # MINUS SIGN
+        "\ufe63": "-",  # SMALL HYPHEN-MINUS
+        "\uff0d": "-",  # FULLWIDTH HYPHEN-MINUS
+        "\uff0b": "+",  # FULLWIDTH PLUS SIGN
+        **{chr(0xFF10 + digit): str(digit) for digit in range(10)},  # FULLWIDTH DIGITs
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,7 @@ def parse_operand(name: str, value) -> int:
         text = str(value).strip()
         if len(text) > MAX_INPUT_LENGTH:
             raise invalid("is too long to be a number in range.")
+        text = text.translate(SIGNS_AND_DIGITS)
         sign, digits = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
         if not (digits.isascii() and digits.isdigit()):
             raise invalid("must be a whole number, like 7 or -12.")
@@ -113,17 +128,53 @@ def rows_after(after_id: int, limit: int) -> list[Row]:
 
 def add_row(a, b, user=None) -> Row:
     """Validate and store a row (added by ``user`` when logged in), then push it to every client."""
+    return add_row_once(a, b, user=user)[0]
+
+
+def add_row_once(a, b, user=None, client_id=None) -> tuple[Row, bool]:
+    """As :func:`add_row`, stored once per ``client_id``: (row, True) when stored now, (the
+    stored row, False) for a resend of a submission already stored."""
     row_a, row_b = parse_operand("a", a), parse_operand("b", b)
-    row = Row(a=row_a, b=row_b, sum=row_a + row_b, user=user)
+    client_id = parse_client_id(client_id)
+    earlier = _row_by_client_id(client_id)
+    if earlier is not None:
+        return earlier, False
+    row = Row(a=row_a, b=row_b, sum=row_a + row_b, user=user, client_id=client_id)
     db.session.add(row)
-    db.session.flush()  # the INSERT: the row has its id, and every field it shows, from here on
+    try:
+        db.session.flush()  # the INSERT: the row has its id, and every field it shows, from here on
+    except IntegrityError:
+        # The same resend arrived twice at once: the other request stored it.
+        db.session.rollback()
+        earlier = _row_by_client_id(client_id)
+        if earlier is None:
+            raise
+        return earlier, False
     new_totals = _adjust_totals(1, row.sum)
     # Detached, the row keeps those fields through the commit: the event and the answer use
     # them as they are instead of loading the row again (another transaction on the database).
     db.session.expunge(row)
     db.session.commit()
     broadcast_row(row, new_totals)
-    return row
+    return row, True
+
+
+def parse_client_id(value) -> str | None:
+    """The optional client id of a submission (a UUID, in its canonical form), or None."""
+    if value is None or value == "":
+        return None
+    try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValidationError("'client_id' must be a UUID.") from None
+
+
+def _row_by_client_id(client_id: str | None) -> Row | None:
+    if client_id is None:
+        return None
+    return db.session.scalar(select(Row).where(Row.client_id == client_id))
 
 
 def delete_row(row_id: int) -> None:
