@@ -1,4 +1,4 @@
-"""Migration 0005 on SQLite and PostgreSQL, over a database that already has rows: ids of table
+"""Migration 0006 on SQLite and PostgreSQL, over a database that already has rows: ids of table
 rows and chat messages never come back, and rows get a unique, optional client id."""
 
 import flask_migrate
@@ -31,8 +31,8 @@ def add_message(connection, body: str) -> int:
     return connection.execute(text("SELECT MAX(id) FROM messages")).scalar()
 
 
-def fill_before_0005(connection) -> None:
-    """Rows and messages as a database at 0004 has them, the newest of each deleted."""
+def fill_before_0006(connection) -> None:
+    """Rows and messages as a database at 0005 has them, the newest of each deleted."""
     for a in (10, 20, 30, 40):
         add_row(connection, a)
     connection.execute(text("DELETE FROM table_rows WHERE a = 40"))  # id 4: unknowable later
@@ -56,11 +56,11 @@ def migrated_app(empty_database_url):
         db.engine.dispose()
 
 
-def test_0005_keeps_the_data_and_no_id_comes_back(migrated_app):
-    flask_migrate.upgrade(revision="0004")
-    with db.engine.connect() as connection:
-        fill_before_0005(connection)
+def test_0006_keeps_the_data_and_no_id_comes_back(migrated_app):
     flask_migrate.upgrade(revision="0005")
+    with db.engine.connect() as connection:
+        fill_before_0006(connection)
+    flask_migrate.upgrade(revision="0006")
 
     with db.engine.connect() as connection:
         rows = connection.execute(text("SELECT id, a, sum, client_id FROM table_rows ORDER BY id"))
@@ -89,7 +89,7 @@ def test_0005_keeps_the_data_and_no_id_comes_back(migrated_app):
         connection.rollback()
 
 
-def test_head_matches_the_models_and_0005_downgrades(migrated_app):
+def test_head_matches_the_models_and_0006_downgrades(migrated_app):
     flask_migrate.upgrade()
     with db.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"render_as_batch": True})
@@ -106,7 +106,7 @@ def test_head_matches_the_models_and_0005_downgrades(migrated_app):
         add_row(connection, 7)
         connection.commit()
 
-    flask_migrate.downgrade(revision="0004")
+    flask_migrate.downgrade(revision="0005")
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT a FROM table_rows")).scalars().all() == [7]
     flask_migrate.upgrade()

@@ -48,7 +48,7 @@ class Message(db.Model):
         # A resend of the same message (same client id) by the same author is stored once.
         UniqueConstraint("author_id", "client_id", name="uq_messages_author_client_id"),
         Index("ix_messages_room_id_id", "room_id", "id"),
-        # Ids are catch-up cursors (?after=ID): never handed out twice (migration 0005).
+        # Ids are catch-up cursors (?after=ID): never handed out twice (migration 0006).
         {"sqlite_autoincrement": True},
     )
 

@@ -16,7 +16,7 @@ class Row(db.Model):
         # A resend of the same submission (same client id) is stored once.
         UniqueConstraint("client_id", name="uq_table_rows_client_id"),
         # Clients catch up with ?after=ID, so an id is never handed out twice: without
-        # AUTOINCREMENT SQLite gives a new row the id of a deleted newest row (migration 0005).
+        # AUTOINCREMENT SQLite gives a new row the id of a deleted newest row (migration 0006).
         # PostgreSQL's sequence never goes back by itself.
         {"sqlite_autoincrement": True},
     )

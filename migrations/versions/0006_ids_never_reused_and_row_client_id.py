@@ -16,8 +16,8 @@ Later batch migrations of these tables on SQLite must pass
 ``table_kwargs={"sqlite_autoincrement": True}``: the option is not reflected, and a rebuild
 without it drops the table's entry in ``sqlite_sequence`` and brings the reuse back.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-23 10:00:00.000000
 
 """
@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
