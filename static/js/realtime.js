@@ -125,10 +125,28 @@
     });
   }
 
+  // The tab's status as its socket (re)connects, "online" or "away"; chat.js sets tabStatus
+  // (hidden or idle) and reports changes later. A tab that opens or reconnects hidden must not
+  // count as someone looking at its room, not even until its first report arrives.
+  function tabStatus() {
+    const own = window.realtime && window.realtime.tabStatus;
+    if (own) return own();
+    return document.visibilityState === "hidden" ? "away" : "online";
+  }
+
   function start() {
-    const socket = io({ transports: ["websocket"] });
+    const socket = io({
+      transports: ["websocket"],
+      auth: (send) => {
+        window.realtime.connectStatus = tabStatus();
+        send({ status: window.realtime.connectStatus });
+      },
+    });
     // catchUp(): page scripts call it after joining a room, to close the gap since render.
-    window.realtime = { socket: socket, catchUp: () => catchUpAll(false) };
+    // tabStatus: set by chat.js; connectStatus: the status the last connect sent.
+    window.realtime = {
+      socket: socket, catchUp: () => catchUpAll(false), tabStatus: null, connectStatus: null,
+    };
     socket.on("connect", () => {
       setStatus("connected", "Live");
       catchUpAll(connectedBefore);

@@ -33,6 +33,7 @@ def _room_context(room, **context) -> dict:
         "last_id": services.last_message_id(room),
         "oldest_id": messages[0].id if messages else 0,
         "has_older": len(messages) == current_app.config["CHAT_PAGE_SIZE"],
+        "appear_away": services.appears_away(_user()),
         **context,
     }
 
@@ -102,7 +103,7 @@ def messages(name: str):
         if len(found) > cap:
             # Too far behind to patch up message by message: htmx reloads the page.
             response.headers["HX-Refresh"] = "true"
-        services.mark_read(_user(), room)
+        # Not marked read here: a hidden tab catches up too (services.read_what_is_shown).
         return response
     limit = min(max(limit or current_app.config["CHAT_PAGE_SIZE"], 1), PAGE_MAX)
     found = (
