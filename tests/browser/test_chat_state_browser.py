@@ -1,6 +1,7 @@
-"""What the chat remembers for a person across pages, tabs and browsers: what they have read
-and the status they chose."""
+"""What the chat remembers for a person across pages, tabs and browsers: what they have read,
+the status they chose, and what they were typing when another browser logged them out."""
 
+import re
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -10,6 +11,8 @@ from .chat_pages import ChatPage, log_in, register
 from .pages import assert_no_console_errors, open_live, set_hidden, wait_live
 
 pytestmark = pytest.mark.browser
+
+LOGGED_OUT_NOTE = "You were logged out (in another tab or browser)."
 
 
 # Records each status a member entry of ``user`` takes on (the entry is swapped, not edited).
@@ -121,3 +124,51 @@ def test_appear_away_holds_for_the_account_in_every_tab_until_switched_back(chat
     expect(toggle).not_to_be_checked()
     expect(tab.page.get_by_role("switch", name="Appear away")).not_to_be_checked()
     assert_no_console_errors(laptop.page, phone.page, bob.page)
+
+
+def test_a_logout_elsewhere_says_why_and_keeps_each_rooms_draft(chat_server, new_page):
+    url = chat_server.url
+    name = unique_name("alice")
+    laptop = register(new_page(), url, name)
+    room = unique_name("room")
+    chat = ChatPage(laptop)
+    chat.create_room(room)
+    chat.wait_joined()
+    chat.composer.fill("half a thought")
+    chat.switch_to("general")
+    expect(chat.composer).to_have_value("")
+    chat.composer.fill("a draft for general\non two lines")
+
+    phone = new_page()
+    phone.goto(f"{url}/login")
+    log_in(phone, name)
+    phone.get_by_role("button", name="Log out").click()
+    expect(phone.get_by_text("You are logged out.")).to_be_visible()
+    # The browser that logged out is not told it was logged out elsewhere.
+    expect(phone.get_by_text(LOGGED_OUT_NOTE)).to_be_hidden()
+
+    # The laptop's tab lands on the login page, which says why.
+    expect(laptop).to_have_url(re.compile(r"/login\?next=/chat/general$"), timeout=15_000)
+    expect(laptop.get_by_text(LOGGED_OUT_NOTE)).to_be_visible()
+    log_in(laptop, name)
+    expect(laptop).to_have_url(re.compile(r"/chat/general$"))
+    wait_live(laptop)
+    chat = ChatPage(laptop)
+    expect(chat.composer).to_have_value("a draft for general\non two lines")
+    expect(laptop.get_by_text(LOGGED_OUT_NOTE)).to_be_hidden()
+    chat.switch_to(room)
+    expect(chat.composer).to_have_value("half a thought")
+
+    # A draft that is sent is gone: a reload shows an empty composer.
+    chat.composer.press("End")
+    chat.page.keyboard.press("Enter")
+    expect(chat.message_with("half a thought")).to_have_count(1)
+    laptop.reload()
+    wait_live(laptop)
+    expect(chat.composer).to_have_value("")
+    # A login page reached without a logout elsewhere says nothing of the kind.
+    fresh = new_page()
+    fresh.goto(f"{url}/chat/general")
+    expect(fresh.get_by_role("button", name="Log in")).to_be_visible()
+    expect(fresh.get_by_text(LOGGED_OUT_NOTE)).to_be_hidden()
+    assert_no_console_errors(laptop, phone)
