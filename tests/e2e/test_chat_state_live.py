@@ -1,5 +1,6 @@
 """What the chat keeps for a person, over gunicorn and real sockets on two workers: what they
-have read and the status they chose, whichever worker holds each tab and renders each page."""
+have read and the status they chose, whichever worker holds each tab and renders each page.
+And the edges a new user meets: /register while logged in, and a room that does not exist."""
 
 import re
 import time
@@ -158,3 +159,53 @@ def test_appear_away_holds_for_the_account_in_every_tab_on_every_worker(cluster)
     assert re.search(r'id="appear-away" data-action="appear-away">', page)
     for sock in (first, second, watcher):
         sock.disconnect()
+
+
+def test_a_logged_in_user_who_opens_register_is_sent_on_with_a_note(live_server):
+    anonymous = requests.get(live_server.url + "/register", timeout=10)
+    assert anonymous.status_code == 200 and 'name="username"' in anonymous.text
+
+    alice = logged_in(live_server.url, "alice")
+    response = alice.http.get(live_server.url + "/register", allow_redirects=False, timeout=10)
+    assert response.status_code in (302, 303)
+    assert response.headers["Location"].endswith("/chat")
+    page = alice.http.get(live_server.url + "/register", timeout=10)
+    assert page.url == live_server.url + "/chat"
+    assert "You are logged in as alice. Log out first to create another account." in page.text
+    onward = alice.http.get(
+        live_server.url + "/register?next=/chat/general", allow_redirects=False, timeout=10
+    )
+    assert onward.headers["Location"].endswith("/chat/general")
+    elsewhere = alice.http.get(
+        live_server.url + "/register?next=https://evil.example/", allow_redirects=False, timeout=10
+    )
+    assert elsewhere.headers["Location"].endswith("/chat")
+
+
+def test_an_unknown_room_is_a_chat_page_that_offers_to_create_it(live_server):
+    alice = logged_in(live_server.url, "alice")
+    response = alice.http.get(live_server.url + "/chat/ideas", timeout=10)
+    assert response.status_code == 404
+    page = response.text
+    assert "Something went wrong" not in page and "Back to the table" not in page
+    assert "<title>No room #ideas · Chat</title>" in page
+    assert re.search(r'<nav class="list-group[^"]*" aria-label="Rooms"', page)
+    assert 'data-room="general"' in page  # the room list
+    assert '<input type="hidden" name="name" value="ideas">' in page
+    assert "Create # ideas" in page
+
+    created = alice.post(
+        "/chat/rooms", {"name": "ideas"}, headers={"HX-Request": ""}, allow_redirects=False
+    )
+    assert created.status_code == 303
+    assert alice.http.get(live_server.url + "/chat/ideas", timeout=10).status_code == 200
+
+    # A name no room can have: the same page, without the offer.
+    odd = alice.http.get(live_server.url + "/chat/a~b", timeout=10)
+    assert odd.status_code == 404 and 'aria-label="Rooms"' in odd.text
+    assert 'name="name" value="a~b"' not in odd.text and "Create # " not in odd.text
+    # Clients that ask for JSON still get JSON.
+    answer = alice.http.get(
+        live_server.url + "/chat/nothing", headers={"Accept": "application/json"}, timeout=10
+    )
+    assert answer.status_code == 404 and answer.json()["ok"] is False

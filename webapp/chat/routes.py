@@ -5,6 +5,7 @@ import json
 from flask import Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..auth.services import NAME_PATTERN
 from ..errors import NotFound, ValidationError
 from ..htmx import int_arg, is_htmx, render, wants_json
 from . import bp, services
@@ -81,7 +82,19 @@ def create_room():
 @login_required
 def room(name: str):
     """A room: recent history, members and their presence, the composer."""
-    room = _room_or_404(name)
+    try:
+        room = services.find_room(name)
+    except (NotFound, ValidationError):
+        if wants_json():
+            abort(404, description=f"There is no room '{name}'.")
+        # A chat page without the room: the room list, and the name ready to create it.
+        creatable = bool(NAME_PATTERN.fullmatch(name))
+        return render_template(
+            "chat/no_room.html",
+            missing=name,
+            name=name if creatable else "",  # the New room field, filled in
+            rooms=services.rooms_with_unread(_user()),
+        ), 404
     services.join(_user(), room)
     return render_template("chat/room.html", **_room_context(room))
 
