@@ -1,8 +1,12 @@
 """What the chat keeps for a person, over gunicorn and real sockets on two workers: what they
 have read and the status they chose, whichever worker holds each tab and renders each page.
-And the edges a new user meets: /register while logged in, and a room that does not exist."""
+And the edges a new user meets: /register while logged in, a room that does not exist, and
+the address `make run` prints."""
 
+import os
 import re
+import shlex
+import subprocess
 import time
 
 import pytest
@@ -10,6 +14,7 @@ import requests
 
 from .clients import LiveSocket, logged_in
 from .cluster import worker_of
+from .server import BIN, LOOPBACK_LIMITS, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -209,3 +214,62 @@ def test_an_unknown_room_is_a_chat_page_that_offers_to_create_it(live_server):
         live_server.url + "/chat/nothing", headers={"Accept": "application/json"}, timeout=10
     )
     assert answer.status_code == 404 and answer.json()["ok"] is False
+
+
+def test_make_run_prints_the_address_to_open(tmp_path):
+    # The command `make run` ends with, as make itself prints it.
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "-n", "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    [command] = [line for line in planned if re.search(r"\bgunicorn\b", line)]
+    port = free_port()
+    env = {
+        **os.environ,
+        **LOOPBACK_LIMITS,
+        "PORT": str(port),
+        "SECRET_KEY": "run-secret",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+        "MESSAGE_QUEUE_URL": "",
+    }
+    for name in ("BIND", "WEB_CONCURRENCY", "REUSE_PORT"):
+        env.pop(name, None)
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            shlex.split(command),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"\bOpen (https?://\S+)", log.read_text())):
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"no address printed:\n{log.read_text()}"
+            time.sleep(0.1)
+        url = found.group(1)
+        assert url == f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                page = requests.get(url + "/", timeout=30)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        assert page.status_code == 200 and "Live table" in page.text
+    finally:
+        os.killpg(server.pid, 3)  # SIGQUIT: gunicorn's quick stop
+        server.wait(10)
