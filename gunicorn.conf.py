@@ -146,10 +146,25 @@ def _check_port_is_free(addresses) -> None:
                 _refuse(f"cannot listen on {address[0]}:{address[1]}: {error.strerror}.")
 
 
+def urls_to_open(cfg) -> list[str]:
+    """The address a browser opens for each TCP bind (0.0.0.0 and :: are reached on loopback)."""
+    scheme = "https" if cfg.is_ssl else "http"
+    urls = []
+    for address in cfg.address:
+        if not isinstance(address, tuple):  # a unix socket or a descriptor: nothing to open
+            continue
+        host, port = address[:2]
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        urls.append(f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}")
+    return urls
+
+
 def when_ready(server) -> None:
-    """With one socket per worker the master binds nothing itself: say where workers listen."""
-    if server.cfg.reuse_port:
-        server.log.info("Workers listen on %s (one socket each)", ", ".join(server.cfg.bind))
+    """Say which address to open: gunicorn's own "Listening at:" line is empty with reuse_port,
+    because each worker then binds its own socket and the master none."""
+    urls = " or ".join(urls_to_open(server.cfg)) or ", ".join(server.cfg.bind)
+    each = " (each worker listens on its own socket)" if server.cfg.reuse_port else ""
+    server.log.info("Open %s%s", urls, each)
 
 
 def post_worker_init(worker) -> None:

@@ -12,6 +12,7 @@ from redis.retry import Retry
 from webapp.auth import services as auth_services
 from webapp.chat import presence, services
 from webapp.chat.presence import AWAY, OFFLINE, ONLINE, Connection, MemoryPresence, RedisPresence
+from webapp.extensions import socketio
 
 from .e2e.server import free_port
 from .services import require
@@ -243,3 +244,63 @@ def test_a_tab_opened_while_redis_was_down_is_online_once_it_is_back(redis_app, 
         assert store.redis.exists(store._key("alive", store.worker_id))
         assert {c.sid for c in store.connections(user.id)} == {"first", "second"}
         assert store.status(user.id) == ONLINE
+
+
+def test_a_chosen_away_holds_over_every_tab_until_changed(two_workers):
+    store, other, _ = two_workers
+    connect(store, "c1", 11)
+    connect(other, "c2", 11)
+    connect(store, "c3", 12)
+    assert store.chosen(11) is None
+    other.choose(11, AWAY)  # chosen in a tab on the other worker
+    assert store.chosen(11) == AWAY
+    assert store.status(11) == AWAY and store.statuses([11, 12]) == {11: AWAY, 12: ONLINE}
+    # The choice outlives the tabs: a new tab finds the user Away, never Online.
+    store.remove("c1")
+    other.remove("c2")
+    assert store.status(11) == OFFLINE
+    connect(store, "c4", 11)
+    assert store.statuses([11]) == {11: AWAY}
+    store.choose(11, ONLINE)
+    assert other.chosen(11) is None and other.statuses([11]) == {11: ONLINE}
+
+
+def test_update_answers_the_entry_as_it_was(two_workers):
+    store, _, _ = two_workers
+    connect(store, "u1", 21)
+    before = store.update("u1", status=AWAY, room="general")
+    assert (before.status, before.room) == (ONLINE, None)
+    now = store.get("u1")
+    assert (now.status, now.room) == (AWAY, "general")
+    assert store.update("u1", room=None).room == "general"
+    assert store.get("u1").room is None
+
+
+def test_a_room_counts_as_read_while_a_shown_tab_has_it_and_not_while_hidden(app, accounts):
+    alice, bob = accounts("alice"), accounts("bob")
+    tab, writer = alice.socket(), bob.socket()
+    for sock in (tab, writer):
+        assert sock.emit("chat:join", {"room": "general"}, callback=True)["ok"]
+
+    def unread():
+        with app.test_request_context():
+            counts = services.rooms_with_unread(auth_services.find_user("alice"))
+            return {room.name: count for room, count in counts}["general"]
+
+    def post(body):
+        assert writer.emit("chat:send", {"room": "general", "body": body}, callback=True)["ok"]
+
+    post("seen live")
+    assert unread() == 0
+    tab.emit("presence:set", {"status": "away"}, callback=True)  # hidden
+    post("while hidden")
+    assert unread() == 1
+    # A hidden tab's reconnect (it says so as it connects) and catch-up read nothing.
+    tab.disconnect()
+    tab = socketio.test_client(app, flask_test_client=alice.client, auth={"status": "away"})
+    alice.sockets.append(tab)
+    assert tab.emit("chat:join", {"room": "general"}, callback=True)["ok"]
+    assert alice.client.get("/chat/general/messages?after=0").status_code == 200
+    assert unread() == 1
+    tab.emit("presence:set", {"status": "online"}, callback=True)  # looked at again
+    assert unread() == 0

@@ -10,7 +10,6 @@
   const TYPING_EVERY_MS = 1100;
   const TYPING_SHOWN_MS = 5000;       // an indicator goes 5 s after the last keystroke
   const ACK_TIMEOUT_MS = 10000;
-  const AWAY_KEY = "chat:appear-away";
 
   const pending = new Map();          // client_id -> {room, body}: sent, not yet acknowledged
   const typingTimers = new Map();
@@ -222,12 +221,19 @@
     clearTimeout(typingTimers.get(user));
   }
 
-  // Presence: Away when every tab is hidden or idle, or when the user chooses it -----------
+  // Presence: this tab is away while hidden or idle. "Appear away" is the user's choice for
+  // the account, kept by the server (every tab and browser shows it), not a tab's status.
   function wantedStatus() {
-    if (localStorage.getItem(AWAY_KEY) === "1") return "away";
     if (document.visibilityState === "hidden") return "away";
     if (Date.now() - lastActivity > IDLE_MS) return "away";
     return "online";
+  }
+  // Asked by realtime.js when the socket (re)connects: a tab that opens hidden is away at once.
+  if (window.realtime) window.realtime.tabStatus = wantedStatus;
+
+  function showChosen(status) {
+    const toggle = document.querySelector('[data-action="appear-away"]');
+    if (toggle) toggle.checked = status === "away";
   }
 
   function reportStatus() {
@@ -245,8 +251,6 @@
   // Wiring ---------------------------------------------------------------------------------
   function pageShown() {
     styleOwn();
-    const away = document.querySelector('[data-action="appear-away"]');
-    if (away) away.checked = localStorage.getItem(AWAY_KEY) === "1";
     stopEditing(false);
     const el = scroller();
     if (el) {
@@ -261,9 +265,10 @@
 
   document.addEventListener("realtime:connect", () => {
     joined = null;                 // a new socket has joined nothing yet
-    sentStatus = "online";         // and the server counts it online
-    join();
+    // The server counts it as the status realtime.js sent when it connected.
+    sentStatus = window.realtime.connectStatus || "online";
     reportStatus();
+    join();
   });
   // Just after a room switch, until the server has handled the new join, events of the room
   // left still arrive: take off what they put on this page.
@@ -318,16 +323,15 @@
   });
   document.addEventListener("change", (e) => {
     if (e.target.dataset.action !== "appear-away") return;
-    if (e.target.checked) localStorage.setItem(AWAY_KEY, "1");
-    else localStorage.removeItem(AWAY_KEY);
-    reportStatus();
+    const status = e.target.checked ? "away" : "online";
+    emit("presence:set", { status, chosen: true }).then((ack) => {
+      if (ack && ack.ok) return;
+      showChosen(status === "away" ? "online" : "away");      // not changed: say so
+      feedback(ack ? ack.error : "Not connected: your status was not changed.", true);
+    });
   });
-  window.addEventListener("storage", (e) => {          // the choice made in another tab
-    if (e.key !== AWAY_KEY) return;
-    const away = document.querySelector('[data-action="appear-away"]');
-    if (away) away.checked = e.newValue === "1";
-    reportStatus();
-  });
+  // The choice made in another tab or browser of this user (the server tells each of them).
+  document.addEventListener("realtime:presence:chosen", (e) => showChosen(e.detail && e.detail.status));
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") lastActivity = Date.now();
     reportStatus();

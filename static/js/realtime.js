@@ -8,6 +8,8 @@
   "use strict";
 
   const INSERTING = /^(afterbegin|beforeend|beforebegin|afterend)\b/;
+  // Set (in this tab only) when the server ended the socket because the user logged out.
+  const ENDED_KEY = "realtime:logged-out";
   let connectedBefore = false;
   let catchingUp = 0;
   let queued = [];
@@ -125,10 +127,41 @@
     });
   }
 
+  // The page after a logout elsewhere (reached by the reload below) says why: the login page
+  // carries the note, hidden; any page reads and forgets the mark.
+  function showLoggedOutNote() {
+    let ended = null;
+    try {
+      ended = sessionStorage.getItem(ENDED_KEY);
+      sessionStorage.removeItem(ENDED_KEY);
+    } catch (_) { /* storage disabled: no note */ }
+    const note = document.querySelector('[data-role="logged-out-note"]');
+    if (note && ended && Date.now() - Number(ended) < 60000) note.hidden = false;
+  }
+
+  // The tab's status as its socket (re)connects, "online" or "away"; chat.js sets tabStatus
+  // (hidden or idle) and reports changes later. A tab that opens or reconnects hidden must not
+  // count as someone looking at its room, not even until its first report arrives.
+  function tabStatus() {
+    const own = window.realtime && window.realtime.tabStatus;
+    if (own) return own();
+    return document.visibilityState === "hidden" ? "away" : "online";
+  }
+
   function start() {
-    const socket = io({ transports: ["websocket"] });
+    showLoggedOutNote();
+    const socket = io({
+      transports: ["websocket"],
+      auth: (send) => {
+        window.realtime.connectStatus = tabStatus();
+        send({ status: window.realtime.connectStatus });
+      },
+    });
     // catchUp(): page scripts call it after joining a room, to close the gap since render.
-    window.realtime = { socket: socket, catchUp: () => catchUpAll(false) };
+    // tabStatus: set by chat.js; connectStatus: the status the last connect sent.
+    window.realtime = {
+      socket: socket, catchUp: () => catchUpAll(false), tabStatus: null, connectStatus: null,
+    };
     socket.on("connect", () => {
       setStatus("connected", "Live");
       catchUpAll(connectedBefore);
@@ -144,8 +177,12 @@
     socket.on("disconnect", (reason) => {
       setStatus("reconnecting", "Reconnecting…");
       // Only the server ends a socket on purpose, when the user logged out (in this browser or
-      // another one): load the page again, as the logged-out visitor this browser now is.
-      if (reason === "io server disconnect" && !leaving) window.location.reload();
+      // another one): load the page again, as the logged-out visitor this browser now is, and
+      // let that page say why. (Drafts are kept by drafts.js.)
+      if (reason === "io server disconnect" && !leaving) {
+        try { sessionStorage.setItem(ENDED_KEY, String(Date.now())); } catch (_) { /* no note */ }
+        window.location.reload();
+      }
     });
     // A connection the server refused (too many from this address) is not retried by
     // socket.io itself: try again once the wait it asked for is over, with some jitter.

@@ -45,6 +45,14 @@ def _account_form(template: str, check, welcome: bool = False):
 @bp.route("/register", methods=["GET", "POST"])
 def register():
     """Create an account and log in."""
+    if request.method == "GET" and current_user.is_authenticated:
+        # The form would log them in as someone else: send them on instead, and say why.
+        flash(
+            f"You are logged in as {current_user.username}. "
+            "Log out first to create another account.",
+            "info",
+        )
+        return redirect(safe_next(request.args.get("next")) or url_for("chat.index"), 303)
     return _account_form("auth/register.html", services.register, welcome=True)
 
 

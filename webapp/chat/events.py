@@ -60,8 +60,11 @@ def chat_event(name: str):
 
 
 @socketio.on("connect")
-def on_connect(*_auth):
-    """Sent by every browser tab and client when its socket opens; anonymous ones only watch."""
+def on_connect(*auth):
+    """Sent by every browser tab and client when its socket opens; anonymous ones only watch.
+
+    Its optional auth data ``{"status": "away"}`` says the tab opened hidden or idle.
+    """
     wait = current_app.extensions["rate_limits"].hit(
         "RATELIMIT_SOCKET_CONNECTS_PER_IP", client_address()
     )
@@ -80,7 +83,8 @@ def on_connect(*_auth):
         ) from None
     if logged_in:
         try:
-            services.connected(request.sid, current_user._get_current_object())
+            user = current_user._get_current_object()
+            services.connected(request.sid, user, auth[0] if auth else None)
         except Exception:  # the presence store is down: the socket still works
             db.session.rollback()
             log.exception("presence on connect failed")
@@ -104,7 +108,8 @@ def on_join(user, data):
     if previous:
         leave_room(f"chat:{previous}")
     join_room(services.channel(room))
-    services.join(user, room)
+    # Membership only: what this socket shows counts as read while its tab is looked at.
+    services.join(user, room, read=False)
     return {
         "room": room.name,
         "last_id": services.last_message_id(room),
@@ -151,6 +156,7 @@ def on_typing(user, data):
 
 @chat_event("presence:set")
 def on_presence(user, data):
-    """Sent by a tab when it is hidden, idle or back, or when the user picks a status."""
+    """Sent by a tab when it is hidden, idle or back, or (``chosen``) when the user picks one."""
     limit_user("RATELIMIT_PRESENCE_PER_USER", user)
-    return {"status": services.set_status(request.sid, user, data.get("status"))}
+    status = services.set_status(request.sid, user, data.get("status"), data.get("chosen", False))
+    return {"status": status}

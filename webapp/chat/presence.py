@@ -1,8 +1,10 @@
 """Who is connected, shared by every worker: one entry per socket connection.
 
-Each entry holds its user, the worker that holds the socket, the tab's status (online or away),
-the room it has joined and when it was last heard from. A user is Online when any of their
-connections is online, Away when all of them are away, Offline when there is none.
+Each entry holds its user, the worker that holds the socket, the tab's status (online while
+the tab is shown and used, away while hidden or idle), the room it has joined and when it was
+last heard from. A user is Offline without a connection; Away when they chose "Appear away" (a
+choice stored per user, so it holds in every tab and browser until they change it) or when all
+of their tabs are away; Online otherwise.
 
 Workers die without saying goodbye (kill -9, a lost host), so disconnects are not the ground
 truth: every worker refreshes a heartbeat key of its own with a time to live, and any worker's
@@ -22,7 +24,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..config import REDIS_SCHEMES
 from ..extensions import socketio
@@ -58,12 +60,12 @@ class Connection:
     last_seen: float = field(default_factory=time.time)
 
 
-def user_status(connections: Iterable[Connection]) -> str:
-    """Online if any tab is online, Away if every tab is away, Offline without a tab."""
+def user_status(connections: Iterable[Connection], chosen: str | None = None) -> str:
+    """Offline without a tab; Away if the user chose it or every tab is away; else Online."""
     statuses = {c.status for c in connections}
     if not statuses:
         return OFFLINE
-    return ONLINE if ONLINE in statuses else AWAY
+    return ONLINE if ONLINE in statuses and chosen != AWAY else AWAY
 
 
 def default_worker_id() -> str:
@@ -89,7 +91,11 @@ class PresenceStore:
         raise NotImplementedError
 
     def update(self, sid: str, **fields) -> Connection | None:
-        """Change ``status``/``room`` of a connection (and refresh last_seen); None if gone."""
+        """Change ``status``/``room`` of a connection (and refresh last_seen).
+
+        Answers the entry as it was before the change (what the tab showed until now), or None
+        if the connection is gone.
+        """
         raise NotImplementedError
 
     def remove(self, sid: str) -> Connection | None:
@@ -99,10 +105,19 @@ class PresenceStore:
         raise NotImplementedError
 
     def status(self, user_id: int) -> str:
-        return user_status(self.connections(user_id))
+        return user_status(self.connections(user_id), self.chosen(user_id))
 
     def statuses(self, user_ids: Iterable[int]) -> dict[int, str]:
         return {user_id: self.status(user_id) for user_id in user_ids}
+
+    # The status a user chose ------------------------------------------------------------
+    def chosen(self, user_id: int) -> str | None:
+        """AWAY when the user chose to appear away, else None (their tabs decide)."""
+        raise NotImplementedError
+
+    def choose(self, user_id: int, status: str) -> None:
+        """Remember the user's choice: AWAY holds until they choose ONLINE again."""
+        raise NotImplementedError
 
     # Workers -------------------------------------------------------------------------------
     def heartbeat(self, ttl: float) -> set[int]:
@@ -135,6 +150,7 @@ class _MemoryState:
     def __init__(self):
         self.lock = threading.Lock()
         self.connections: dict[str, Connection] = {}
+        self.chosen: dict[int, str] = {}
         self.alive: dict[str, float] = {}
         self.counters: dict[str, deque] = {}
         self.throttles: dict[str, float] = {}
@@ -164,11 +180,13 @@ class MemoryPresence(PresenceStore):
     def update(self, sid: str, **fields) -> Connection | None:
         with self.state.lock:
             connection = self.state.connections.get(sid)
-            if connection is not None:
-                for name, value in fields.items():
-                    setattr(connection, name, value)
-                connection.last_seen = time.time()
-            return connection
+            if connection is None:
+                return None
+            before = replace(connection)
+            for name, value in fields.items():
+                setattr(connection, name, value)
+            connection.last_seen = time.time()
+            return before
 
     def remove(self, sid: str) -> Connection | None:
         with self.state.lock:
@@ -177,6 +195,17 @@ class MemoryPresence(PresenceStore):
     def connections(self, user_id: int) -> list[Connection]:
         with self.state.lock:
             return [c for c in self.state.connections.values() if c.user_id == user_id]
+
+    def chosen(self, user_id: int) -> str | None:
+        with self.state.lock:
+            return self.state.chosen.get(user_id)
+
+    def choose(self, user_id: int, status: str) -> None:
+        with self.state.lock:
+            if status == AWAY:
+                self.state.chosen[user_id] = AWAY
+            else:
+                self.state.chosen.pop(user_id, None)
 
     def heartbeat(self, ttl: float) -> set[int]:
         with self.state.lock:
@@ -242,27 +271,30 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
 return 1
 """
 
-# Change fields of an entry only if it still exists; answer the whole entry.
+# Change fields of an entry only if it still exists; answer the whole entry as it was before.
 _UPDATE_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local before = redis.call('HGETALL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV))
-return redis.call('HGETALL', KEYS[1])
+return before
 """
 
 # Every user's status in one call, worked out inside Redis: a room page's join asks for all of
 # its members at once, and one command per open tab made that O(tabs) round-trip replies per
 # join (a 5000-member room joined by all its tabs at once spent its time parsing them).
-# ARGV: the "user:" key prefix, the "conn:" key prefix, then user ids. Answers per user:
-# 2 online (a tab online), 1 away (tabs, none online), 0 offline (no tab).
+# ARGV: the "user:", "conn:" and "chosen:" key prefixes, then user ids. Answers per user (the
+# rule of user_status): 2 online (a tab online, away not chosen), 1 away (tabs, none online, or
+# away chosen), 0 offline (no tab).
 _STATUSES_SCRIPT = """
 local answers = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local best = 0
   for _, sid in ipairs(redis.call('SMEMBERS', ARGV[1] .. ARGV[i])) do
     local status = redis.call('HGET', ARGV[2] .. sid, 'status')
     if status == 'online' then best = 2 break end
     if status then best = 1 end
   end
+  if best == 2 and redis.call('GET', ARGV[3] .. ARGV[i]) == 'away' then best = 1 end
   answers[#answers + 1] = best
 end
 return answers
@@ -274,7 +306,8 @@ class RedisPresence(PresenceStore):
     """Entries in Redis, shared by every worker and host that uses the same URL and prefix.
 
     Keys: ``conn:<sid>`` (hash), ``user:<id>`` and ``worker:<id>`` (sets of sids), ``workers``
-    (set), ``alive:<worker>`` (heartbeat with a TTL), ``flood:*`` and ``throttle:*``.
+    (set), ``alive:<worker>`` (heartbeat with a TTL), ``chosen:<id>`` (a user's chosen status,
+    no TTL: it holds until changed), ``flood:*`` and ``throttle:*``.
     """
 
     def __init__(
@@ -351,10 +384,10 @@ class RedisPresence(PresenceStore):
         args = [item for pair in values.items() for item in pair]
         # Atomic: a disconnect racing this update must not leave half an entry behind.
         data = self._update(keys=[self._key("conn", sid)], args=args)
-        connection = self._decode(sid, dict(zip(data[::2], data[1::2]))) if data else None
-        if connection is not None and sid in self.local:
-            self.local[sid] = connection
-        return connection
+        before = self._decode(sid, dict(zip(data[::2], data[1::2]))) if data else None
+        if before is not None and sid in self.local:
+            self.local[sid] = replace(before, **fields, last_seen=values["last_seen"])
+        return before
 
     def remove(self, sid: str) -> Connection | None:
         self.local.pop(sid, None)
@@ -383,12 +416,25 @@ class RedisPresence(PresenceStore):
     def connections(self, user_id: int) -> list[Connection]:
         return self._load(self.redis.smembers(self._key("user", user_id)))
 
+    def status(self, user_id: int) -> str:
+        return self.statuses([user_id])[user_id]  # one round trip
+
     def statuses(self, user_ids: Iterable[int]) -> dict[int, str]:
         user_ids = list(user_ids)
         if not user_ids:
             return {}
-        codes = self._statuses(args=[self._key("user", ""), self._key("conn", ""), *user_ids])
+        prefixes = [self._key("user", ""), self._key("conn", ""), self._key("chosen", "")]
+        codes = self._statuses(args=[*prefixes, *user_ids])
         return {user_id: _STATUS_CODES[int(code)] for user_id, code in zip(user_ids, codes)}
+
+    def chosen(self, user_id: int) -> str | None:
+        return self.redis.get(self._key("chosen", user_id)) or None
+
+    def choose(self, user_id: int, status: str) -> None:
+        if status == AWAY:
+            self.redis.set(self._key("chosen", user_id), AWAY)
+        else:
+            self.redis.delete(self._key("chosen", user_id))
 
     def heartbeat(self, ttl: float) -> set[int]:
         pipe = self.redis.pipeline()

@@ -5,6 +5,7 @@ import json
 from flask import Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..auth.services import NAME_PATTERN
 from ..errors import NotFound, ValidationError
 from ..htmx import int_arg, is_htmx, render, wants_json
 from ..ratelimits import counted_if_done
@@ -40,6 +41,7 @@ def _room_context(room, **context) -> dict:
         "last_id": services.last_message_id(room),
         "oldest_id": messages[0].id if messages else 0,
         "has_older": len(messages) == current_app.config["CHAT_PAGE_SIZE"],
+        "appear_away": services.appears_away(_user()),
         **context,
     }
 
@@ -95,7 +97,19 @@ def create_room():
 @login_required
 def room(name: str):
     """A room: recent history, members and their presence, the composer."""
-    room = _room_or_404(name)
+    try:
+        room = services.find_room(name)
+    except (NotFound, ValidationError):
+        if wants_json():
+            abort(404, description=f"There is no room '{name}'.")
+        # A chat page without the room: the room list, and the name ready to create it.
+        creatable = bool(NAME_PATTERN.fullmatch(name))
+        return render_template(
+            "chat/no_room.html",
+            missing=name,
+            name=name if creatable else "",  # the New room field, filled in
+            rooms=services.rooms_with_unread(_user()),
+        ), 404
     services.join(_user(), room)
     return render_template("chat/room.html", **_room_context(room))
 
@@ -117,7 +131,7 @@ def messages(name: str):
         if len(found) > cap:
             # Too far behind to patch up message by message: htmx reloads the page.
             response.headers["HX-Refresh"] = "true"
-        services.mark_read(_user(), room)
+        # Not marked read here: a hidden tab catches up too (services.read_what_is_shown).
         return response
     limit = min(max(limit or current_app.config["CHAT_PAGE_SIZE"], 1), PAGE_MAX)
     found = (

@@ -13,7 +13,7 @@ from ..auth.services import check_name
 from ..clock import iso_utc, utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import ID_MAX, clamp_id, db
-from ..realtime import broadcast, render_fragment, resync_everyone
+from ..realtime import broadcast, notify, render_fragment, resync_everyone
 from . import presence
 from .models import Member, Message, Room
 
@@ -130,6 +130,7 @@ def rooms_with_unread(user: User, room_ids=None) -> list[tuple[Room, int]]:
     """Rooms by name (those of ``room_ids``, else every one), with how many messages of
     others ``user`` has not read there."""
     ensure_general()
+    read_what_is_shown(user)
     unread = func.count(Message.id)
     query = (
         select(Room, unread)
@@ -208,13 +209,19 @@ def last_message_id(room: Room) -> int:
     return db.session.scalar(query) or 0
 
 
-def join(user: User, room: Room) -> Member:
-    """Make ``user`` a member of ``room`` (announced to the room the first time); mark it read."""
+def join(user: User, room: Room, read: bool = True) -> Member:
+    """Make ``user`` a member of ``room`` (announced to the room the first time).
+
+    ``read``: the room counts as read (a page that renders its history). A new member never
+    finds the history from before they came unread.
+    """
     # Queried before the new member is added: a query after it would flush the insert early,
     # and the duplicate of a second tab joining at the same moment would escape the except below.
     last_id = last_message_id(room)
     member = db.session.get(Member, (room.id, user.id))
     new = member is None
+    if not new and not read:
+        return member
     if new:
         member = Member(room_id=room.id, user_id=user.id)
         db.session.add(member)
@@ -223,7 +230,7 @@ def join(user: User, room: Room) -> Member:
         db.session.commit()
     except IntegrityError:  # joined at the same moment from another tab
         db.session.rollback()
-        return mark_read(user, room)
+        return mark_read(user, room) if read else db.session.get(Member, (room.id, user.id))
     if new:
         announce_presence({user.id}, rooms=[room])
     return member
@@ -242,6 +249,31 @@ def mark_read(user: User | int, room: Room | str) -> Member | None:
     member.last_read_id = last_message_id(room)
     db.session.commit()
     return member
+
+
+def _showed(connection: presence.Connection | None) -> bool:
+    """A socket whose page shows a room to someone looking at it (tab shown and used)."""
+    return bool(connection and connection.room and connection.status == presence.ONLINE)
+
+
+def read_what_is_shown(user: User) -> None:
+    """The rooms ``user``'s tabs show right now count as read (called before counting unread).
+
+    What a page showed live is read, yet the page says nothing per message: a room counts as
+    read up to now whenever one of the user's sockets stops showing it to them (it is hidden,
+    goes idle, switches rooms or closes; see set_status, enter_room, leave_room, disconnected)
+    and, here, while one still shows it. So the counts any page renders already include what
+    another tab shows at that moment (a room link's page is rendered before its tab's socket
+    switches rooms), at no cost per message: one read of the presence store per count.
+    Messages that reach a hidden or idle tab stay unread until the tab is looked at again.
+    """
+    try:
+        shown = {c.room for c in store().connections(user.id) if _showed(c)}
+    except presence.STORE_ERRORS as error:
+        _store_down("read marks", error)
+        return
+    for room in sorted(shown):
+        mark_read(user, room)
 
 
 def members(room: Room) -> list[tuple[User, str]]:
@@ -405,16 +437,20 @@ def typing(user: User, room: Room) -> bool:
 # Presence ---------------------------------------------------------------------------------
 
 
-def connected(sid: str, user: User) -> None:
-    """A logged-in socket opened: the user is Online if they were not."""
+def connected(sid: str, user: User, auth=None) -> None:
+    """A logged-in socket opened; its auth data ``{"status": "away"}`` says its tab is hidden."""
+    status = auth.get("status") if isinstance(auth, dict) else None
+    status = status if status in presence.TAB_STATUSES else presence.ONLINE
+    connection = presence.Connection(sid, user.id, user.username, store().worker_id, status)
     try:
         presence.start_worker(current_app._get_current_object(), store(), beat_and_reap)
     finally:
         # Even when the store is down: this worker then remembers the socket, and its
         # heartbeat writes it once the store is back.
-        store().add(presence.Connection(sid, user.id, user.username, store().worker_id))
+        store().add(connection)
     others = [c for c in store().connections(user.id) if c.sid != sid]
-    if presence.user_status(others) != presence.ONLINE:
+    chosen = store().chosen(user.id)
+    if presence.user_status(others, chosen) != presence.user_status([*others, connection], chosen):
         announce_presence({user.id})
 
 
@@ -424,24 +460,48 @@ def disconnected(sid: str) -> None:
     connection = store().remove(sid)
     if connection is None:
         return
-    if connection.room:
+    if _showed(connection):
         mark_read(connection.user_id, connection.room)
     others = store().connections(connection.user_id)
-    if presence.user_status(others) != presence.user_status([*others, connection]):
+    chosen = store().chosen(connection.user_id)
+    if presence.user_status(others, chosen) != presence.user_status([*others, connection], chosen):
         announce_presence({connection.user_id})
 
 
-def set_status(sid: str, user: User, status) -> str:
-    """A tab says it is online or away (hidden, idle, or the user chose it)."""
+def set_status(sid: str, user: User, status, chosen=False) -> str:
+    """A tab is shown and used (online) or hidden or idle (away); returns the user's status.
+
+    ``chosen``: the user picked the status for their account ("Appear away"): it holds in every
+    tab and browser until they pick again, and each of their pages' switches follows it.
+    """
     if status not in presence.TAB_STATUSES:
         raise ValidationError("'status' must be 'online' or 'away'.")
+    if not isinstance(chosen, bool):
+        raise ValidationError("'chosen' must be true or false.")
     before = store().status(user.id)
-    if store().update(sid, status=status) is None:
-        store().add(presence.Connection(sid, user.id, user.username, store().worker_id, status))
+    if chosen:
+        store().choose(user.id, status)
+        for connection in store().connections(user.id):
+            notify("presence:chosen", {"status": status}, to=connection.sid)
+    else:
+        shown = store().update(sid, status=status)
+        if shown is None:
+            store().add(presence.Connection(sid, user.id, user.username, store().worker_id, status))
+        elif status == presence.AWAY and _showed(shown):
+            mark_read(user, shown.room)  # hidden or idle now: what it showed until now is read
     after = store().status(user.id)
     if after != before:
         announce_presence({user.id})
     return after
+
+
+def appears_away(user: User) -> bool:
+    """Whether ``user`` chose to appear away (False while the store cannot say)."""
+    try:
+        return store().chosen(user.id) == presence.AWAY
+    except presence.STORE_ERRORS as error:
+        _store_down("chosen status", error)
+        return False
 
 
 def enter_room(sid: str, user: User, room: Room) -> str | None:
@@ -450,15 +510,15 @@ def enter_room(sid: str, user: User, room: Room) -> str | None:
     What the socket showed of the room it left counts as read.
     """
     try:
-        connection = store().get(sid)
-        previous = connection.room if connection else None
-        store().update(sid, room=room.name_key)
+        before = store().update(sid, room=room.name_key)
     except presence.STORE_ERRORS as error:
         # The socket still joins the room and gets its events; only the bookkeeping is missed.
         _store_down("enter room", error)
         return None
+    previous = before.room if before else None
     if previous and previous != room.name_key:
-        mark_read(user, previous)
+        if _showed(before):
+            mark_read(user, previous)
         return previous
     return None
 
@@ -471,7 +531,9 @@ def leave_room(sid: str, user: User, room: Room) -> None:
             store().update(sid, room=None)
     except presence.STORE_ERRORS as error:
         _store_down("leave room", error)
-    mark_read(user, room)
+        return
+    if _showed(connection) and connection.room == room.name_key:
+        mark_read(user, room)
 
 
 def beat_and_reap(changed: set[int] = frozenset()) -> set[int]:
