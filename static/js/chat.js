@@ -171,7 +171,7 @@
   function startEditing(article) {
     const box = $("composer-body");
     editing = Number(article.dataset.id);
-    box.value = article.querySelector(".chat-body").textContent;
+    box.value = article.dataset.body ?? article.querySelector(".chat-body").textContent;
     $("composer").classList.add("is-editing");
     document.querySelector('[data-action="cancel-edit"]').hidden = false;
     feedback("Editing your message: Enter saves, Esc cancels.");

@@ -16,9 +16,12 @@ from ..extensions import ID_MAX, clamp_id, db
 from ..realtime import broadcast, render_fragment, resync_everyone
 from . import presence
 from .models import Member, Message, Room
+from .text import LONGEST, Unrenderable
+from .text import render as render_body
 
 GENERAL = "general"
-BODY_MAX = 2000
+BODY_MAX = LONGEST
+UNSHOWABLE = "This message cannot be shown. Change its text and send it again."
 EDIT_WINDOW = timedelta(minutes=10)
 FLOOD_LIMIT, FLOOD_WINDOW = 10, 10.0
 TYPING_INTERVAL = 1.0
@@ -57,6 +60,13 @@ def check_body(value) -> str:
         raise ValidationError(f"The message is too long: at most {BODY_MAX} characters.")
     if any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\t" for c in text):
         raise ValidationError("The message contains characters that cannot be shown.")
+    # Rendered before it is stored: a text that cannot be shown is refused here, instead of
+    # being stored and then breaking every page of its room.
+    try:
+        render_body(text)
+    except Unrenderable as error:
+        current_app.logger.warning("message refused, it cannot be rendered: %s", error)
+        raise ValidationError(UNSHOWABLE) from None
     return text
 
 
