@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from webapp.chat import services, text
-from webapp.chat.models import Message
+from webapp.chat.models import EDIT_WINDOW, Message
 from webapp.extensions import db
 
 JSON = {"Accept": "application/json"}
@@ -123,3 +123,16 @@ def test_a_message_edited_later_re_renders_for_everyone(app, pair):
     assert (
         "<strong>bold</strong>" in edited["html"] and 'data-body="now **bold**"' in edited["html"]
     )
+
+
+def test_every_message_carries_the_time_its_edit_window_ends(app, pair):
+    alice, _bob, (a, _b) = pair
+    a.emit("chat:send", {"room": "general", "body": "hi"}, callback=True)
+    [event] = [e["args"][0] for e in a.get_received() if e["name"] == "chat:message"]
+    with app.app_context():
+        message = db.session.get(Message, event["id"])
+        until = message.editable_until
+        assert until - message.created_at.replace(tzinfo=until.tzinfo) == EDIT_WINDOW
+    iso = until.isoformat().replace("+00:00", "Z")
+    assert f'data-editable-until="{iso}"' in event["html"]
+    assert f'data-editable-until="{iso}"' in alice.client.get("/chat/general").get_data(True)

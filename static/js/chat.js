@@ -13,6 +13,8 @@
   const AWAY_KEY = "chat:appear-away";
 
   const pending = new Map();          // client_id -> {room, body}: sent, not yet acknowledged
+  let editExpiry = null;              // timer: the next own message whose Edit goes
+  let skew = 0;                       // the server's clock minus this browser's, in ms
   const typingTimers = new Map();
   let joined = null;                  // the room this socket has joined
   let stick = true;                   // keep the view at the bottom (user has not scrolled up)
@@ -149,9 +151,16 @@
     if (editing) {
       const id = editing;
       emit("chat:edit", { id, body }).then((ack) => {
+        if (editing !== id) return;                  // cancelled meanwhile
         if (!ack) feedback("Not connected: the edit was not saved.", true);
-        else if (!ack.ok) feedback(ack.error, true);
-        else stopEditing(true);
+        else if (ack.ok) stopEditing(true);
+        else if (ack.retry || ack.retry_after) feedback(ack.error, true);   // may work in a moment
+        else {
+          // Refused for good (the edit window passed, say): the text stays in the composer.
+          stopEditing(false);
+          feedback(ack.error, true);
+          expireEdits();
+        }
       });
       return;
     }
@@ -168,8 +177,35 @@
   }
 
   // Editing and deleting own messages -------------------------------------------------------
+  function editableUntil(article) {
+    const until = Date.parse(article.dataset.editableUntil || "");
+    return Number.isFinite(until) ? until : Infinity;
+  }
+
+  // Edit is offered on own messages while the server allows it: hidden once their time is up,
+  // by a timer set for the next one due (every viewer gets the same fragment, with its time).
+  function expireEdits() {
+    clearTimeout(editExpiry);
+    const user = page() && page().dataset.user;
+    if (!user) return;
+    let next = Infinity;
+    for (const article of document.querySelectorAll(`#messages > .chat-message[data-author="${CSS.escape(user)}"]`)) {
+      const button = article.querySelector('[data-action="edit"]');
+      if (!button || button.hidden) continue;
+      const until = editableUntil(article);
+      if (until <= Date.now() + skew) button.hidden = true;
+      else next = Math.min(next, until);
+    }
+    // Checked again at least every minute: timers of a sleeping laptop or hidden tab run late.
+    if (next < Infinity) editExpiry = setTimeout(expireEdits, Math.min(next - Date.now() - skew + 50, 60000));
+  }
+
   function startEditing(article) {
     const box = $("composer-body");
+    if (editableUntil(article) <= Date.now() + skew) {
+      expireEdits();
+      return feedback("Messages can only be edited within 10 minutes of posting.", true);
+    }
     editing = Number(article.dataset.id);
     box.value = article.dataset.body ?? article.querySelector(".chat-body").textContent;
     $("composer").classList.add("is-editing");
@@ -245,6 +281,8 @@
   // Wiring ---------------------------------------------------------------------------------
   function pageShown() {
     styleOwn();
+    const now = Date.parse($("messages")?.dataset.now || "");
+    if (Number.isFinite(now)) skew = now - Date.now();
     const away = document.querySelector('[data-action="appear-away"]');
     if (away) away.checked = localStorage.getItem(AWAY_KEY) === "1";
     stopEditing(false);
@@ -256,6 +294,7 @@
       toBottom();
     }
     $("composer-body")?.focus();
+    expireEdits();
     join();
   }
 
@@ -283,6 +322,10 @@
   });
   document.addEventListener("realtime:chat:message-edited", followIfStuck);
   document.addEventListener("realtime:caught-up", followIfStuck);
+  // Messages came in or were replaced (live, catch-up, older history): their Edit too.
+  for (const name of ["realtime:chat:message", "realtime:chat:message-edited", "realtime:caught-up", "htmx:oobAfterSwap"]) {
+    document.addEventListener(name, expireEdits);
+  }
 
   document.addEventListener("submit", (e) => {
     if (e.target.id !== "composer" || !socket()) return;   // without a socket the form posts

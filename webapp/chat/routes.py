@@ -5,6 +5,7 @@ import json
 from flask import Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..clock import utcnow
 from ..errors import NotFound, ValidationError
 from ..htmx import int_arg, is_htmx, render, wants_json
 from . import bp, services
@@ -33,6 +34,8 @@ def _room_context(room, **context) -> dict:
         "last_id": services.last_message_id(room),
         "oldest_id": messages[0].id if messages else 0,
         "has_older": len(messages) == current_app.config["CHAT_PAGE_SIZE"],
+        # The server's clock, so that the page hides Edit when the server stops allowing it.
+        "now": utcnow(),
         **context,
     }
 

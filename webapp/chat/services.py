@@ -2,7 +2,6 @@
 
 import unicodedata
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, func, select
@@ -22,7 +21,6 @@ from .text import render as render_body
 GENERAL = "general"
 BODY_MAX = LONGEST
 UNSHOWABLE = "This message cannot be shown. Change its text and send it again."
-EDIT_WINDOW = timedelta(minutes=10)
 FLOOD_LIMIT, FLOOD_WINDOW = 10, 10.0
 TYPING_INTERVAL = 1.0
 
@@ -312,15 +310,11 @@ def _own_message(user: User, message_id) -> Message:
     return message
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def edit_message(user: User, message_id, body) -> Message:
     """Change the text of one's own message within 10 minutes of posting it."""
     text = check_body(body)
     message = _own_message(user, message_id)
-    if utcnow() - _aware(message.created_at) > EDIT_WINDOW:
+    if utcnow() > message.editable_until:
         raise ValidationError("Messages can only be edited within 10 minutes of posting.")
     message.body = text
     message.edited_at = utcnow()
