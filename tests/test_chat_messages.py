@@ -1,6 +1,6 @@
-"""Messages are rendered before they are stored; one that cannot be rendered breaks nothing else.
-Through Flask's test clients (the same over gunicorn and real sockets:
-tests/e2e/test_chat_messages_live.py)."""
+"""Messages are rendered before they are stored; one that cannot be rendered breaks nothing else;
+flood control says when a refused message will be accepted. Through Flask's test clients (the
+same over gunicorn and real sockets: tests/e2e/test_chat_messages_live.py)."""
 
 import logging
 import re
@@ -11,7 +11,10 @@ from sqlalchemy import func, select
 
 from webapp.chat import services, text
 from webapp.chat.models import EDIT_WINDOW, Message
+from webapp.chat.presence import MemoryPresence
 from webapp.extensions import db
+
+from .test_chat_presence import Clock, redis_stores  # noqa: F401  (a fixture)
 
 JSON = {"Accept": "application/json"}
 ARTICLE = re.compile(r'<article id="message-(\d+)".*?</article>', re.DOTALL)
@@ -136,3 +139,45 @@ def test_every_message_carries_the_time_its_edit_window_ends(app, pair):
     iso = until.isoformat().replace("+00:00", "Z")
     assert f'data-editable-until="{iso}"' in event["html"]
     assert f'data-editable-until="{iso}"' in alice.client.get("/chat/general").get_data(True)
+
+
+def test_flood_control_tells_when_the_message_would_be_accepted(app, pair):
+    alice, _bob, (a, _b) = pair
+    for n in range(services.FLOOD_LIMIT):
+        assert a.emit("chat:send", {"room": "general", "body": str(n)}, callback=True)["ok"]
+    ack = a.emit("chat:send", {"room": "general", "body": "one too many"}, callback=True)
+    assert ack["ok"] is False and "Slow down" in ack["error"]
+    assert 1 <= ack["retry_after"] <= services.FLOOD_WINDOW
+    response = alice.browser.post(
+        "/chat/general/messages", {"body": "again"}, htmx=False, headers=JSON
+    )
+    assert response.status_code == 429
+    assert 1 <= response.json["retry_after"] <= services.FLOOD_WINDOW
+    assert response.headers["Retry-After"] == str(response.json["retry_after"])
+    htmx = alice.browser.post("/chat/general/messages", {"body": "and again"})
+    assert htmx.status_code == 429 and "Retry-After" in htmx.headers
+    assert count_messages(app) == services.FLOOD_LIMIT
+
+
+def test_the_wait_is_until_the_oldest_counted_message_leaves_the_window():
+    clock = Clock()
+    store = MemoryPresence(clock=clock)
+    assert store.retry_after("k", 3, 10) == 0
+    for step in (0, 2, 2):
+        clock.now += step
+        assert store.allow("k", 3, 10)
+    assert not store.allow("k", 3, 10)
+    assert store.retry_after("k", 3, 10) == pytest.approx(6)  # the first, at 1000, goes at 1010
+    clock.now += 6.01
+    assert store.retry_after("k", 3, 10) == 0 and store.allow("k", 3, 10)
+    assert store.retry_after("k", 3, 10) == pytest.approx(2 - 0.01)
+
+
+def test_the_wait_in_redis_agrees(redis_stores):  # noqa: F811  (the fixture)
+    store = redis_stores("worker")
+    key = f"send:{uuid.uuid4().hex}"
+    assert store.retry_after(key, 3, 10) == 0
+    for _ in range(3):
+        assert store.allow(key, 3, 10)
+    assert not store.allow(key, 3, 10)
+    assert 9 < store.retry_after(key, 3, 10) <= 10

@@ -10,9 +10,17 @@
   const TYPING_EVERY_MS = 1100;
   const TYPING_SHOWN_MS = 5000;       // an indicator goes 5 s after the last keystroke
   const ACK_TIMEOUT_MS = 10000;
+  const RETRY_MS = [2000, 4000, 8000, 15000, 30000];   // resends after "retry" answers
   const AWAY_KEY = "chat:appear-away";
 
-  const pending = new Map();          // client_id -> {room, body}: sent, not yet acknowledged
+  // client_id -> {room, body, client_id}: typed, not yet stored, in the order typed. They go
+  // one at a time (so they are stored in that order), each under its client id until the
+  // server answers: a resend of a stored one stores nothing new.
+  const pending = new Map();
+  let sending = false;                // a chat:send is waiting for its answer
+  let sendLater = null;               // timer: the server asked us to wait (flood, busy)
+  let retries = 0;
+  const returned = new Map();         // room -> {body, error}: refused, for its composer
   let editExpiry = null;              // timer: the next own message whose Edit goes
   let skew = 0;                       // the server's clock minus this browser's, in ms
   const typingTimers = new Map();
@@ -58,8 +66,10 @@
   }
 
   function showPending() {
-    if (pending.size) feedback(pending.size === 1 ? "1 message waiting to be sent…" : `${pending.size} messages waiting to be sent…`);
-    else if (!$("composer-feedback")?.classList.contains("text-danger")) feedback("");
+    // The one on its way over a live connection is not waiting.
+    const waiting = pending.size - (sending && connected() ? 1 : 0);
+    if (waiting > 0) feedback(waiting === 1 ? "1 message waiting to be sent…" : `${waiting} messages waiting to be sent…`);
+    else if (!$("composer-feedback")?.classList.contains("text-danger") && !editing) feedback("");
   }
 
   // Own messages and own typing are told apart by CSS on data-author, for this user only.
@@ -124,25 +134,63 @@
       // fetch them (realtime.js catches up every live list, the members too).
       const behind = ack.last_id > newestShown() || membersDiffer(ack.members);
       if (behind && window.realtime.catchUp) window.realtime.catchUp();
-      resendPending();
+      flush();
     });
   }
 
-  // Sending, with resends under the same client id until the server acknowledges ---------
+  // Sending: one at a time, resent under the same client id until the server has it -------
+  function wait(ms) {
+    clearTimeout(sendLater);
+    sendLater = setTimeout(() => { sendLater = null; flush(); }, ms);
+  }
+
+  function flush() {
+    const item = pending.values().next().value;
+    // Not connected: realtime:connect flushes again. Told to wait: its timer does.
+    if (item && !sending && !sendLater && connected()) send(item);
+    showPending();
+  }
+
   function send(item) {
-    return emit("chat:send", item).then((ack) => {
-      if (!ack) return showPending();            // resent after the next connect
-      pending.delete(item.client_id);
-      if (!ack.ok) {
-        feedback(ack.error, true);
-        const box = $("composer-body");
-        if (box && !box.value && sameName(item.room, currentRoom())) box.value = item.body;
+    sending = true;
+    emit("chat:send", item).then((ack) => {
+      sending = false;
+      if (!ack) {
+        // No answer: not connected (sent again once it is), or the answer was lost.
+        if (connected()) wait(RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)]);
+        return showPending();
+      }
+      if (ack.ok || !(ack.retry_after || ack.retry)) {
+        pending.delete(item.client_id);
+        retries = 0;
+        if (!ack.ok) handBack(item, ack.error);
+        return flush();
       }
       showPending();
+      // Flood control says when it is allowed (a little jitter: tabs of one user share the
+      // limit); a busy server (the database briefly down), with back-off.
+      if (ack.retry_after) wait(ack.retry_after * 1000 + Math.random() * 500);
+      else wait(RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)] * (0.75 + Math.random() / 2));
     });
   }
 
-  function resendPending() { for (const item of pending.values()) send(item); }
+  // A message the server refused for good goes back into its room's composer, with the reason.
+  function handBack(item, error) {
+    const key = String(item.room || "").toLowerCase();
+    const earlier = returned.get(key);
+    returned.set(key, { body: earlier ? `${earlier.body}\n${item.body}` : item.body, error });
+    restoreReturned();
+  }
+
+  function restoreReturned() {
+    const box = $("composer-body");
+    const key = String(currentRoom() || "").toLowerCase();
+    const item = returned.get(key);
+    if (!box || !item || editing) return;
+    returned.delete(key);
+    box.value = box.value.trim() ? `${item.body}\n${box.value}` : item.body;
+    feedback(item.error, true);
+  }
 
   function submit() {
     const box = $("composer-body");
@@ -171,9 +219,8 @@
     typingLater = null;
     feedback("");
     stick = true;
-    send(item);
+    flush();
     box.focus();
-    if (!connected()) showPending();
   }
 
   // Editing and deleting own messages -------------------------------------------------------
@@ -221,6 +268,8 @@
     if (cancel) cancel.hidden = true;
     if (clear && $("composer-body")) $("composer-body").value = "";
     feedback("");
+    showPending();
+    restoreReturned();
   }
 
   // Typing ---------------------------------------------------------------------------------
@@ -294,6 +343,7 @@
       toBottom();
     }
     $("composer-body")?.focus();
+    restoreReturned();
     expireEdits();
     join();
   }
@@ -302,6 +352,7 @@
     joined = null;                 // a new socket has joined nothing yet
     sentStatus = "online";         // and the server counts it online
     join();
+    flush();
     reportStatus();
   });
   // Just after a room switch, until the server has handled the new join, events of the room

@@ -1,5 +1,7 @@
-"""The composer in a real browser: formatting, and Edit offered only while the server allows it."""
+"""The composer in a real browser: nothing typed is lost (flood control, a busy server), and
+Edit is offered only while the server allows it."""
 
+import json
 import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -8,15 +10,19 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy.engine import make_url
 
+from ..e2e.cluster import postgres_url  # noqa: F401  (a fixture: a fresh database)
+from ..e2e.faults import TcpProxy
 from ..e2e.server import LiveServer
 from .chat_fixtures import unique_name
 from .chat_pages import ChatPage, mark_document, register, same_document
+from .conftest import artifact_dir, has_failed
 from .pages import assert_no_console_errors
 
 pytestmark = pytest.mark.browser
 
 JSON = {"Accept": "application/json"}
 TOO_LATE = "Messages can only be edited within 10 minutes of posting."
+FLOOD_WAIT_MS = 30_000  # flood control: 10 messages in 10 seconds, then the rest
 
 
 def chat_pair(server, new_page):
@@ -36,6 +42,25 @@ def stored(page, base_url: str, room: str) -> list[dict]:
     answer = page.request.get(f"{base_url}/chat/{room}/messages?after=0", headers=JSON)
     assert answer.ok, answer.status
     return answer.json()["messages"]
+
+
+def test_quick_sends_beyond_flood_control_are_all_stored_once_in_order(chat_server, new_page):
+    alice, bob, room = chat_pair(chat_server, new_page)
+    mark_document(alice.page)
+    typed = [f"quick {n}" for n in range(13)]
+    for text in typed:  # as fast as a person can press Enter
+        alice.post(text)
+    expect(alice.composer).to_have_value("")
+    # Ten go at once; the three flood control refused wait, visibly, and go when allowed.
+    expect(alice.feedback).to_have_text("3 messages waiting to be sent…")
+    for chat in (alice, bob):
+        expect(chat.messages).to_have_count(13, timeout=FLOOD_WAIT_MS)
+        assert chat.bodies() == typed
+    expect(alice.feedback).to_have_text("")
+    expect(alice.composer).to_have_value("")
+    assert [m["body"] for m in stored(alice.page, chat_server.url, room)] == typed
+    assert same_document(alice.page)
+    assert_no_console_errors(alice.page, bob.page)
 
 
 def test_formatting_shows_for_everyone_and_edit_gives_back_the_text_as_typed(chat_server, new_page):
@@ -125,3 +150,78 @@ def test_an_edit_the_server_refuses_leaves_edit_mode_with_the_reason(chat_server
     expect(bob.message_with("no typo in here")).to_have_count(1)
     assert bob.bodies() == ["typo in here", "no typo in here"]
     assert_no_console_errors(alice.page, bob.page)
+
+
+class RecordAcks:
+    """Routes a page's socket and keeps every acknowledgement the server sent it."""
+
+    ACK = re.compile(r"^43\d+(\[.*\])$", re.DOTALL)
+
+    def __init__(self):
+        self.acks: list[dict] = []
+
+    def __call__(self, ws) -> None:
+        server = ws.connect_to_server()
+
+        def from_server(message):
+            found = self.ACK.match(message) if isinstance(message, str) else None
+            if found:
+                self.acks.extend(a for a in json.loads(found.group(1)) if isinstance(a, dict))
+            ws.send(message)
+
+        ws.on_message(lambda message: server.send(message))
+        server.on_message(from_server)
+
+
+@pytest.fixture
+def postgres_behind_proxy(tmp_path, postgres_url, request):  # noqa: F811  (the fixture)
+    """(gunicorn on PostgreSQL reached through a TCP proxy the test can cut, the proxy)."""
+    url = make_url(postgres_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    server = LiveServer(
+        {
+            "SECRET_KEY": "browser-secret",
+            "DATABASE_URL": url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+                hide_password=False
+            ),
+            "MESSAGE_QUEUE_URL": "",
+        },
+        log_path=tmp_path / "gunicorn-postgres.log",
+    )
+    server.migrate()
+    server.start()
+    yield server, proxy
+    server.stop()
+    proxy.stop()
+    if has_failed(request.node) and server.log_path.exists():
+        (artifact_dir(request.node) / server.log_path.name).write_bytes(
+            server.log_path.read_bytes()
+        )
+
+
+def test_a_send_the_server_could_not_do_just_now_is_sent_again_and_stored_once(
+    postgres_behind_proxy, new_page
+):
+    server, proxy = postgres_behind_proxy
+    acks = RecordAcks()
+    page = register(new_page(), server.url, unique_name("alice"))
+    page.route_web_socket(re.compile(r"/socket\.io/"), acks)
+    alice = ChatPage.open(page, server.url, "general")
+    mark_document(alice.page)
+    alice.send("before")
+    expect(alice.message_with("before")).to_have_count(1)
+
+    proxy.cut("refuse")  # the database is down for a moment
+    alice.send("while the database was down")
+    expect(alice.feedback).to_have_text("1 message waiting to be sent…")
+    expect(alice.composer).to_have_value("")
+    assert any(a.get("retry") for a in acks.acks), acks.acks  # the server said: try again
+    proxy.restore()
+
+    expect(alice.message_with("while the database was down")).to_have_count(1, timeout=30_000)
+    expect(alice.feedback).to_have_text("")
+    assert [m["body"] for m in stored(alice.page, server.url, "general")] == [
+        "before",
+        "while the database was down",
+    ]
+    assert same_document(alice.page)

@@ -40,7 +40,11 @@ def chat_event(name: str):
                 return {"ok": True, **(fn(current_user._get_current_object(), args[0]) or {})}
             except (ValidationError, NotFound) as error:
                 db.session.rollback()
-                return {"ok": False, "error": str(error)}
+                answer = {"ok": False, "error": str(error)}
+                if getattr(error, "retry_after", None):
+                    # Refused for now (flood control): the same event is accepted after this.
+                    answer["retry_after"] = error.retry_after
+                return answer
             except Exception:  # a store or database failure, never the client's input
                 db.session.rollback()
                 log.exception("%s failed", name)

@@ -147,9 +147,12 @@ def post_message(name: str):
         )
     except ValidationError as error:
         status = getattr(error, "status", 422)
+        retry_after = getattr(error, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
         if wants_json():
-            return jsonify(ok=False, error=str(error)), status
-        return render(
+            extra = {"retry_after": retry_after} if retry_after else {}
+            return jsonify(ok=False, error=str(error), **extra), status, headers
+        html, status = render(
             "chat/room.html",
             "chat/_composer_feedback.html",
             status,
@@ -157,6 +160,7 @@ def post_message(name: str):
             error=str(error),
             body=request.form.get("body", ""),
         )
+        return html, status, headers
     status = 201 if created else 200
     if wants_json():
         return jsonify(ok=True, id=message.id), status

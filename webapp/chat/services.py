@@ -1,5 +1,6 @@
 """Chat use cases: validate, commit, then broadcast. Routes, socket events and the reaper call these."""
 
+import math
 import unicodedata
 import uuid
 
@@ -26,9 +27,16 @@ TYPING_INTERVAL = 1.0
 
 
 class SlowDown(ValidationError):
-    """More messages than flood control allows; nothing was stored."""
+    """More messages than flood control allows; nothing was stored.
+
+    ``retry_after``: whole seconds until the same message would be accepted.
+    """
 
     status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def store() -> presence.PresenceStore:
@@ -268,7 +276,12 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         _store_down("flood control", error)
         allowed = True
     if not allowed:
-        raise SlowDown(f"Slow down: at most {FLOOD_LIMIT} messages in {FLOOD_WINDOW:g} seconds.")
+        wait = _flood_wait(user)
+        raise SlowDown(
+            f"Slow down: at most {FLOOD_LIMIT} messages in {FLOOD_WINDOW:g} seconds."
+            f" Try again in {wait} second{'' if wait == 1 else 's'}.",
+            retry_after=wait,
+        )
     for attempt in range(2):
         message = Message(room_id=room.id, author_id=user.id, body=text, client_id=client_id)
         # Posting makes the author a member (a client may post without joining first). Looked
@@ -294,6 +307,16 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
     html = render_fragment("chat/_catchup.html", messages=[message])
     broadcast("chat:message", data, html, to=channel(room))
     return message, True
+
+
+def _flood_wait(user: User) -> int:
+    """Whole seconds until flood control lets ``user`` post again (the whole window if unknown)."""
+    try:
+        wait = store().retry_after(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW)
+    except presence.STORE_ERRORS as error:
+        _store_down("flood control", error)
+        wait = FLOOD_WINDOW
+    return max(1, math.ceil(wait))
 
 
 def _by_client_id(user: User, client_id: str) -> Message | None:
