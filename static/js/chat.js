@@ -10,8 +10,18 @@
   const TYPING_EVERY_MS = 1100;
   const TYPING_SHOWN_MS = 5000;       // an indicator goes 5 s after the last keystroke
   const ACK_TIMEOUT_MS = 10000;
+  const RETRY_MS = [2000, 4000, 8000, 15000, 30000];   // resends after "retry" answers
 
-  const pending = new Map();          // client_id -> {room, body}: sent, not yet acknowledged
+  // client_id -> {room, body, client_id}: typed, not yet stored, in the order typed. They go
+  // one at a time (so they are stored in that order), each under its client id until the
+  // server answers: a resend of a stored one stores nothing new.
+  const pending = new Map();
+  let sending = false;                // a chat:send is waiting for its answer
+  let sendLater = null;               // timer: the server asked us to wait (flood, busy)
+  let retries = 0;
+  const returned = new Map();         // room -> {body, error}: refused, for its composer
+  let editExpiry = null;              // timer: the next own message whose Edit goes
+  let skew = 0;                       // the server's clock minus this browser's, in ms
   const typingTimers = new Map();
   let joined = null;                  // the room this socket has joined
   let stick = true;                   // keep the view at the bottom (user has not scrolled up)
@@ -55,8 +65,10 @@
   }
 
   function showPending() {
-    if (pending.size) feedback(pending.size === 1 ? "1 message waiting to be sent…" : `${pending.size} messages waiting to be sent…`);
-    else if (!$("composer-feedback")?.classList.contains("text-danger")) feedback("");
+    // The one on its way over a live connection is not waiting.
+    const waiting = pending.size - (sending && connected() ? 1 : 0);
+    if (waiting > 0) feedback(waiting === 1 ? "1 message waiting to be sent…" : `${waiting} messages waiting to be sent…`);
+    else if (!$("composer-feedback")?.classList.contains("text-danger") && !editing) feedback("");
   }
 
   // Own messages and own typing are told apart by CSS on data-author, for this user only.
@@ -121,25 +133,63 @@
       // fetch them (realtime.js catches up every live list, the members too).
       const behind = ack.last_id > newestShown() || membersDiffer(ack.members);
       if (behind && window.realtime.catchUp) window.realtime.catchUp();
-      resendPending();
+      flush();
     });
   }
 
-  // Sending, with resends under the same client id until the server acknowledges ---------
+  // Sending: one at a time, resent under the same client id until the server has it -------
+  function wait(ms) {
+    clearTimeout(sendLater);
+    sendLater = setTimeout(() => { sendLater = null; flush(); }, ms);
+  }
+
+  function flush() {
+    const item = pending.values().next().value;
+    // Not connected: realtime:connect flushes again. Told to wait: its timer does.
+    if (item && !sending && !sendLater && connected()) send(item);
+    showPending();
+  }
+
   function send(item) {
-    return emit("chat:send", item).then((ack) => {
-      if (!ack) return showPending();            // resent after the next connect
-      pending.delete(item.client_id);
-      if (!ack.ok) {
-        feedback(ack.error, true);
-        const box = $("composer-body");
-        if (box && !box.value && sameName(item.room, currentRoom())) box.value = item.body;
+    sending = true;
+    emit("chat:send", item).then((ack) => {
+      sending = false;
+      if (!ack) {
+        // No answer: not connected (sent again once it is), or the answer was lost.
+        if (connected()) wait(RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)]);
+        return showPending();
+      }
+      if (ack.ok || !(ack.retry_after || ack.retry)) {
+        pending.delete(item.client_id);
+        retries = 0;
+        if (!ack.ok) handBack(item, ack.error);
+        return flush();
       }
       showPending();
+      // Flood control says when it is allowed (a little jitter: tabs of one user share the
+      // limit); a busy server (the database briefly down), with back-off.
+      if (ack.retry_after) wait(ack.retry_after * 1000 + Math.random() * 500);
+      else wait(RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)] * (0.75 + Math.random() / 2));
     });
   }
 
-  function resendPending() { for (const item of pending.values()) send(item); }
+  // A message the server refused for good goes back into its room's composer, with the reason.
+  function handBack(item, error) {
+    const key = String(item.room || "").toLowerCase();
+    const earlier = returned.get(key);
+    returned.set(key, { body: earlier ? `${earlier.body}\n${item.body}` : item.body, error });
+    restoreReturned();
+  }
+
+  function restoreReturned() {
+    const box = $("composer-body");
+    const key = String(currentRoom() || "").toLowerCase();
+    const item = returned.get(key);
+    if (!box || !item || editing) return;
+    returned.delete(key);
+    box.value = box.value.trim() ? `${item.body}\n${box.value}` : item.body;
+    feedback(item.error, true);
+  }
 
   function submit() {
     const box = $("composer-body");
@@ -148,9 +198,16 @@
     if (editing) {
       const id = editing;
       emit("chat:edit", { id, body }).then((ack) => {
+        if (editing !== id) return;                  // cancelled meanwhile
         if (!ack) feedback("Not connected: the edit was not saved.", true);
-        else if (!ack.ok) feedback(ack.error, true);
-        else stopEditing(true);
+        else if (ack.ok) stopEditing(true);
+        else if (ack.retry || ack.retry_after) feedback(ack.error, true);   // may work in a moment
+        else {
+          // Refused for good (the edit window passed, say): the text stays in the composer.
+          stopEditing(false);
+          feedback(ack.error, true);
+          expireEdits();
+        }
       });
       return;
     }
@@ -161,16 +218,42 @@
     typingLater = null;
     feedback("");
     stick = true;
-    send(item);
+    flush();
     box.focus();
-    if (!connected()) showPending();
   }
 
   // Editing and deleting own messages -------------------------------------------------------
+  function editableUntil(article) {
+    const until = Date.parse(article.dataset.editableUntil || "");
+    return Number.isFinite(until) ? until : Infinity;
+  }
+
+  // Edit is offered on own messages while the server allows it: hidden once their time is up,
+  // by a timer set for the next one due (every viewer gets the same fragment, with its time).
+  function expireEdits() {
+    clearTimeout(editExpiry);
+    const user = page() && page().dataset.user;
+    if (!user) return;
+    let next = Infinity;
+    for (const article of document.querySelectorAll(`#messages > .chat-message[data-author="${CSS.escape(user)}"]`)) {
+      const button = article.querySelector('[data-action="edit"]');
+      if (!button || button.hidden) continue;
+      const until = editableUntil(article);
+      if (until <= Date.now() + skew) button.hidden = true;
+      else next = Math.min(next, until);
+    }
+    // Checked again at least every minute: timers of a sleeping laptop or hidden tab run late.
+    if (next < Infinity) editExpiry = setTimeout(expireEdits, Math.min(next - Date.now() - skew + 50, 60000));
+  }
+
   function startEditing(article) {
     const box = $("composer-body");
+    if (editableUntil(article) <= Date.now() + skew) {
+      expireEdits();
+      return feedback("Messages can only be edited within 10 minutes of posting.", true);
+    }
     editing = Number(article.dataset.id);
-    box.value = article.querySelector(".chat-body").textContent;
+    box.value = article.dataset.body ?? article.querySelector(".chat-body").textContent;
     $("composer").classList.add("is-editing");
     document.querySelector('[data-action="cancel-edit"]').hidden = false;
     feedback("Editing your message: Enter saves, Esc cancels.");
@@ -184,6 +267,8 @@
     if (cancel) cancel.hidden = true;
     if (clear && $("composer-body")) $("composer-body").value = "";
     feedback("");
+    showPending();
+    restoreReturned();
   }
 
   // Typing ---------------------------------------------------------------------------------
@@ -251,6 +336,8 @@
   // Wiring ---------------------------------------------------------------------------------
   function pageShown() {
     styleOwn();
+    const now = Date.parse($("messages")?.dataset.now || "");
+    if (Number.isFinite(now)) skew = now - Date.now();
     stopEditing(false);
     const el = scroller();
     if (el) {
@@ -260,6 +347,8 @@
       toBottom();
     }
     $("composer-body")?.focus();
+    restoreReturned();
+    expireEdits();
     join();
   }
 
@@ -269,6 +358,7 @@
     sentStatus = window.realtime.connectStatus || "online";
     reportStatus();
     join();
+    flush();
   });
   // Just after a room switch, until the server has handled the new join, events of the room
   // left still arrive: take off what they put on this page.
@@ -288,6 +378,10 @@
   });
   document.addEventListener("realtime:chat:message-edited", followIfStuck);
   document.addEventListener("realtime:caught-up", followIfStuck);
+  // Messages came in or were replaced (live, catch-up, older history): their Edit too.
+  for (const name of ["realtime:chat:message", "realtime:chat:message-edited", "realtime:caught-up", "htmx:oobAfterSwap"]) {
+    document.addEventListener(name, expireEdits);
+  }
 
   document.addEventListener("submit", (e) => {
     if (e.target.id !== "composer" || !socket()) return;   // without a socket the form posts

@@ -41,7 +41,8 @@ def chat_event(name: str):
             except (ValidationError, NotFound) as error:
                 db.session.rollback()
                 answer = {"ok": False, "error": str(error)}
-                if getattr(error, "retry_after", None):  # over a rate limit: when to try again
+                if getattr(error, "retry_after", None):
+                    # Refused for now (a rate limit, flood control): the same event is accepted after this.
                     answer["retry_after"] = error.retry_after
                 return answer
             except Exception:  # a store or database failure, never the client's input

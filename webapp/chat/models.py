@@ -1,6 +1,6 @@
 """Chat rooms, their members (with how far each has read) and messages."""
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -8,6 +8,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..auth.models import User
 from ..clock import iso_utc, utcnow
 from ..extensions import db
+
+# How long after posting its author may still edit a message.
+EDIT_WINDOW = timedelta(minutes=10)
 
 
 class Room(db.Model):
@@ -64,6 +67,12 @@ class Message(db.Model):
 
     room: Mapped[Room] = relationship(lazy="joined")
     author: Mapped[User] = relationship(lazy="joined")
+
+    @property
+    def editable_until(self) -> datetime:
+        """Until when its author may edit it (aware, UTC; SQLite hands back naive times)."""
+        created = self.created_at if self.created_at.tzinfo else self.created_at.replace(tzinfo=UTC)
+        return created + EDIT_WINDOW
 
     def to_dict(self) -> dict:
         """The data fields of a message, as sent to non-browser clients."""

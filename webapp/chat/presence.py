@@ -141,6 +141,10 @@ class PresenceStore:
         """Count one event for ``key`` unless ``limit`` were counted in the last ``window`` s."""
         raise NotImplementedError
 
+    def retry_after(self, key: str, limit: int, window: float) -> float:
+        """Seconds until ``allow(key, limit, window)`` would count one more (0: now)."""
+        raise NotImplementedError
+
     def throttle(self, key: str, interval: float) -> bool:
         """True at most once per ``interval`` seconds for ``key``."""
         raise NotImplementedError
@@ -248,6 +252,13 @@ class MemoryPresence(PresenceStore):
                 return False
             hits.append(now)
             return True
+
+    def retry_after(self, key: str, limit: int, window: float) -> float:
+        now = self.clock()
+        with self.state.lock:
+            hits = [t for t in self.state.counters.get(key, ()) if t > now - window]
+        # Allowed again once the limit-th newest hit has left the window.
+        return max(0.0, hits[-limit] + window - now) if len(hits) >= limit else 0.0
 
     def throttle(self, key: str, interval: float) -> bool:
         now = self.clock()
@@ -484,6 +495,13 @@ class RedisPresence(PresenceStore):
         now = seconds + micros / 1_000_000
         member = f"{now}:{uuid.uuid4().hex[:8]}"
         return bool(self._allow(keys=[self._key("flood", key)], args=[now, window, limit, member]))
+
+    def retry_after(self, key: str, limit: int, window: float) -> float:
+        seconds, micros = self.redis.time()
+        now = seconds + micros / 1_000_000
+        # The limit-th newest hit: allowed again once it has left the window.
+        hits = self.redis.zrange(self._key("flood", key), -limit, -limit, withscores=True)
+        return max(0.0, hits[0][1] + window - now) if hits else 0.0
 
     def throttle(self, key: str, interval: float) -> bool:
         return bool(

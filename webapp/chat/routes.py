@@ -6,6 +6,7 @@ from flask import Response, abort, current_app, jsonify, redirect, render_templa
 from flask_login import current_user, login_required
 
 from ..auth.services import NAME_PATTERN
+from ..clock import utcnow
 from ..errors import NotFound, ValidationError
 from ..htmx import int_arg, is_htmx, render, wants_json
 from ..ratelimits import counted_if_done
@@ -42,6 +43,8 @@ def _room_context(room, **context) -> dict:
         "oldest_id": messages[0].id if messages else 0,
         "has_older": len(messages) == current_app.config["CHAT_PAGE_SIZE"],
         "appear_away": services.appears_away(_user()),
+        # The server's clock, so that the page hides Edit when the server stops allowing it.
+        "now": utcnow(),
         **context,
     }
 
@@ -173,9 +176,12 @@ def post_message(name: str):
         )
     except ValidationError as error:
         status = getattr(error, "status", 422)
+        retry_after = getattr(error, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
         if wants_json():
-            return jsonify(ok=False, error=str(error)), status
-        return render(
+            extra = {"retry_after": retry_after} if retry_after else {}
+            return jsonify(ok=False, error=str(error), **extra), status, headers
+        html, status = render(
             "chat/room.html",
             "chat/_composer_feedback.html",
             status,
@@ -183,6 +189,7 @@ def post_message(name: str):
             error=str(error),
             body=request.form.get("body", ""),
         )
+        return html, status, headers
     status = 201 if created else 200
     if wants_json():
         return jsonify(ok=True, id=message.id), status

@@ -1,8 +1,8 @@
 """Chat use cases: validate, commit, then broadcast. Routes, socket events and the reaper call these."""
 
+import math
 import unicodedata
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, func, select
@@ -16,18 +16,27 @@ from ..extensions import ID_MAX, clamp_id, db
 from ..realtime import broadcast, notify, render_fragment, resync_everyone
 from . import presence
 from .models import Member, Message, Room
+from .text import LONGEST, Unrenderable
+from .text import render as render_body
 
 GENERAL = "general"
-BODY_MAX = 2000
-EDIT_WINDOW = timedelta(minutes=10)
+BODY_MAX = LONGEST
+UNSHOWABLE = "This message cannot be shown. Change its text and send it again."
 FLOOD_LIMIT, FLOOD_WINDOW = 10, 10.0
 TYPING_INTERVAL = 1.0
 
 
 class SlowDown(ValidationError):
-    """More messages than flood control allows; nothing was stored."""
+    """More messages than flood control allows; nothing was stored.
+
+    ``retry_after``: whole seconds until the same message would be accepted.
+    """
 
     status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def store() -> presence.PresenceStore:
@@ -57,6 +66,13 @@ def check_body(value) -> str:
         raise ValidationError(f"The message is too long: at most {BODY_MAX} characters.")
     if any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\t" for c in text):
         raise ValidationError("The message contains characters that cannot be shown.")
+    # Rendered before it is stored: a text that cannot be shown is refused here, instead of
+    # being stored and then breaking every page of its room.
+    try:
+        render_body(text)
+    except Unrenderable as error:
+        current_app.logger.warning("message refused, it cannot be rendered: %s", error)
+        raise ValidationError(UNSHOWABLE) from None
     return text
 
 
@@ -344,7 +360,12 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         _store_down("flood control", error)
         allowed = True
     if not allowed:
-        raise SlowDown(f"Slow down: at most {FLOOD_LIMIT} messages in {FLOOD_WINDOW:g} seconds.")
+        wait = _flood_wait(user)
+        raise SlowDown(
+            f"Slow down: at most {FLOOD_LIMIT} messages in {FLOOD_WINDOW:g} seconds."
+            f" Try again in {wait} second{'' if wait == 1 else 's'}.",
+            retry_after=wait,
+        )
     for attempt in range(2):
         message = Message(room_id=room.id, author_id=user.id, body=text, client_id=client_id)
         # Posting makes the author a member (a client may post without joining first). Looked
@@ -372,6 +393,16 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
     return message, True
 
 
+def _flood_wait(user: User) -> int:
+    """Whole seconds until flood control lets ``user`` post again (the whole window if unknown)."""
+    try:
+        wait = store().retry_after(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW)
+    except presence.STORE_ERRORS as error:
+        _store_down("flood control", error)
+        wait = FLOOD_WINDOW
+    return max(1, math.ceil(wait))
+
+
 def _by_client_id(user: User, client_id: str) -> Message | None:
     query = select(Message).where(Message.author_id == user.id, Message.client_id == client_id)
     return db.session.scalar(query)
@@ -386,15 +417,11 @@ def _own_message(user: User, message_id) -> Message:
     return message
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def edit_message(user: User, message_id, body) -> Message:
     """Change the text of one's own message within 10 minutes of posting it."""
     text = check_body(body)
     message = _own_message(user, message_id)
-    if utcnow() - _aware(message.created_at) > EDIT_WINDOW:
+    if utcnow() > message.editable_until:
         raise ValidationError("Messages can only be edited within 10 minutes of posting.")
     message.body = text
     message.edited_at = utcnow()

@@ -1,33 +1,129 @@
-"""Message text for HTML: escaped, with http(s) links made clickable, never raw user HTML."""
+"""Message text as HTML: the Markdown people type anyway, rendered by markdown-it-py.
 
+Raw HTML is text, never markup. What comes out is held to an allow-list (``ALLOWED``): a
+handful of formatting tags, and links to http(s) and mailto only, each opening in a new tab
+that cannot reach back. Bare links are found by linkify-it-py: ``https://...`` and ``www....``,
+not every word that happens to end in a country code ("app.py").
+"""
+
+import functools
+import logging
 import re
-from urllib.parse import urlsplit
 
-from markupsafe import Markup, escape
+from linkify_it import LinkifyIt
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
-# A link runs to the next space or quote; '<' and '>' end it too (they are text, not markup).
-LINK = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
-TRAILING = ".,;:!?)]}"
-ANCHOR = Markup('<a href="{0}" rel="noopener noreferrer nofollow" target="_blank">{0}</a>')
+log = logging.getLogger(__name__)
+
+# The longest text rendered. Messages are at most this long; a longer row (written around the
+# app) is refused, because rendering time grows with length and a worker renders while every
+# socket it holds waits.
+LONGEST = 2000
+
+# Tag -> the attributes it may carry: everything the renderer may produce, checked per token.
+ALLOWED: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        ("p", "br", "strong", "em", "s", "code", "pre", "blockquote", "ul", "li"), frozenset()
+    ),
+    "ol": frozenset({"start"}),
+    "a": frozenset({"href", "rel", "target"}),
+}
+LINK_ATTRS = {"rel": "noopener noreferrer nofollow", "target": "_blank"}
+SAFE_LINK = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 
 
-def linkify(text: str) -> Markup:
-    """Escape ``text`` and turn each http:// or https:// URL in it into a safe link."""
-    parts: list[str] = []
-    position = 0
-    for match in LINK.finditer(text):
-        url = match.group(0)
-        # "see https://example.com." ends the sentence, not the link; keep balanced parens.
-        while (
-            url
-            and url[-1] in TRAILING
-            and not (url[-1] == ")" and url.count("(") >= url.count(")"))
-        ):
-            url = url[:-1]
-        if not urlsplit(url).hostname:
-            continue
-        parts.append(escape(text[position : match.start()]))
-        parts.append(ANCHOR.format(url))
-        position = match.start() + len(url)
-    parts.append(escape(text[position:]))
-    return Markup("").join(parts)
+class Unrenderable(ValueError):
+    """This text cannot be shown."""
+
+
+class _Links(LinkifyIt):
+    """Links with a scheme, e-mail addresses, and ``www.`` hosts without a scheme.
+
+    linkify-it's fuzzy links take any name ending in a known top-level domain, and so many
+    file names ("app.py", "main.rs"): of those, only the ones starting with www. are links.
+    """
+
+    def match(self, text):
+        found = super().match(text) or []
+        kept = [m for m in found if m.schema or m.raw.lower().startswith("www.")]
+        return kept or None
+
+
+def _walk(tokens):
+    for token in tokens:
+        yield token
+        if token.children:
+            yield from _walk(token.children)
+
+
+def _allow_list(state) -> None:
+    """The last core rule: links get their rel and target; anything not allowed is refused."""
+    for token in _walk(state.tokens):
+        if token.type == "link_open":
+            # The title of [text](url "title") is dropped: links carry what ALLOWED lists.
+            token.attrs = {"href": token.attrs.get("href", ""), **LINK_ATTRS}
+        elif token.type == "fence":
+            token.info = ""  # no class="language-..." from the info string
+        if token.tag and (token.tag not in ALLOWED or not set(token.attrs) <= ALLOWED[token.tag]):
+            raise Unrenderable(f"<{token.tag}> with {sorted(token.attrs)} is not allowed")
+
+
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt(
+        "commonmark",
+        {"html": False, "linkify": True, "breaks": True, "xhtmlOut": False, "typographer": False},
+    )
+    md.enable(["linkify", "strikethrough"])
+    # Chat is not a document: "# word", "---" and indented lines stay as typed; no images
+    # (a message must not load anything), no link references, and "&amp;" shows as typed.
+    md.disable(
+        ["heading", "lheading", "hr", "code", "reference", "html_block"]
+        + ["html_inline", "image", "entity"]
+    )
+    md.linkify = _Links()
+    md.validateLink = lambda url: bool(SAFE_LINK.match(url))
+    md.core.ruler.push("allow_list", _allow_list)
+    return md
+
+
+_md = _markdown()
+
+
+@functools.lru_cache(maxsize=1024)
+def render(text: str) -> Markup:
+    """``text`` as safe HTML; Unrenderable when it cannot be shown.
+
+    Cached: a message is rendered before it is stored, again for its broadcast, and again for
+    every page that shows it.
+    """
+    if not isinstance(text, str) or len(text) > LONGEST:
+        raise Unrenderable(f"not text of at most {LONGEST} characters")
+    try:
+        html = _md.render(text)
+    except Unrenderable:
+        raise
+    except Exception as error:  # a fault of the renderer: this text is refused, not the page
+        raise Unrenderable(f"{type(error).__name__}: {error}") from error
+    return Markup(html.rstrip("\n"))
+
+
+# Messages already logged as unrenderable; one line each (per process) is enough to find them.
+_unshown: set[int] = set()
+
+
+def message_html(message) -> Markup | None:
+    """A stored message's body as HTML, or None (logged once) when it cannot be shown.
+
+    One message that cannot be rendered must not stop a page, a fragment list or a catch-up
+    from showing the others: the template shows a placeholder in its place.
+    """
+    try:
+        return render(message.body)
+    except Exception:
+        if message.id not in _unshown:
+            if len(_unshown) >= 10_000:
+                _unshown.clear()
+            _unshown.add(message.id)
+            log.exception("message %s cannot be shown", message.id)
+        return None
