@@ -18,6 +18,7 @@ from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
 from .packets import CheckedPacket
 from .realtime import resync_local_clients
+from .request_size import BoundedRequest
 from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
 
 
@@ -29,6 +30,8 @@ def create_app(config_class: type = Config) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    # Bodies over MAX_CONTENT_LENGTH get 413 also when sent chunked (webapp/request_size.py).
+    app.request_class = BoundedRequest
     app.config.from_object(config_class)
     check_config(app)
     register_extensions(app)
