@@ -7,10 +7,12 @@ host) a message queue relays every event to every worker. Settings that cannot w
 gunicorn exit with status 1 and a message that says what to change, before it binds a port.
 """
 
+import http.client
 import os
 import socket
 import sys
 
+from gevent import Timeout, pywsgi
 from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
 from geventwebsocket.handler import WebSocketHandler
 from gunicorn.workers.ggevent import PyWSGIHandler
@@ -19,12 +21,103 @@ QUEUE_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
 PRESENCE_SCHEMES = ("redis://", "rediss://", "unix://")  # as webapp/config.py
 
 
-class AccessLoggingWebSocketHandler(PyWSGIHandler, WebSocketHandler):
+# A request refused before it reached the app: status -> (status line, what the client is told).
+REFUSALS = {
+    "400": ("400 Bad Request", "The request is not valid HTTP."),
+    "414": ("414 URI Too Long", "The request line is too long."),
+    "431": ("431 Request Header Fields Too Large", "The request headers are too large."),
+}
+
+
+class RefusesMalformedRequests(PyWSGIHandler):
+    """A request gevent cannot parse gets a short 400, 414 or 431 and one line in the error log.
+
+    gevent refuses these before there is a WSGI environ, and gunicorn's access log needs one:
+    each bad request line, oversized header or flood of headers used to leave a traceback of
+    about 20 lines (two for more than 100 headers: gevent printed its own too). Kept apart from
+    the handler's other concerns; everything here runs only for a refused request.
+    """
+
+    # After answering, read (and drop) what the client still sends, for a moment: closing with
+    # unread data makes the kernel reset the connection, and the client may lose the answer.
+    LINGER_SECONDS = 2
+    LINGER_BYTES = 1024 * 1024
+
+    _refusal_reason = None
+
+    def _handle_client_error(self, ex):
+        """gevent's hook for a request it could not parse: say why, without a traceback."""
+        text = str(ex) or type(ex).__name__
+        if isinstance(ex, http.client.HTTPException):  # "got more than 100 headers"
+            status, reason = "431", f"too many header fields ({text})"
+        elif "Line too long" in text:
+            status, reason = "431", "a header line is too long"
+        else:
+            status, reason = "400", text
+        self._refusal_reason = reason
+        return status, b""
+
+    def handle_one_request(self):
+        result = super().handle_one_request()
+        if not isinstance(result, tuple):
+            return result
+        # (status, response): refused before the app saw it; answer, log once and close.
+        status, response = result
+        reason, self._refusal_reason = self._refusal_reason, None
+        if status == "414":
+            reason = "the request line is too long"
+        self._refuse(str(status), reason or "malformed request", response)
+        return None
+
+    def handle_one_response(self):
+        super().handle_one_response()
+        # A chunked body gevent could not frame (the app may have taken its error for a client
+        # that went away) leaves the stream at an unknown place: what follows it must not be
+        # read as the next request on this connection.
+        if getattr(self.wsgi_input, "_chunked_input_error", False):
+            self.close_connection = True
+
+    def log_request(self):
+        if self.environ is None:  # refused before it was parsed: _refuse logged it
+            return
+        super().log_request()
+
+    def _refuse(self, status: str, reason: str, response: bytes) -> None:
+        if status in REFUSALS:
+            line, message = REFUSALS[status]
+            body = f"{message}\n".encode()
+            response = (
+                f"HTTP/1.1 {line}\r\nConnection: close\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+        address = self.client_address
+        if isinstance(address, tuple):
+            address = f"{address[0]}:{address[1]}"
+        # One line, whatever the client sent: the reason may quote its request line.
+        reason = reason.replace("\r", "\\r").replace("\n", "\\n")[:300]
+        self.server.log.warning("Refused a request from %s: %s %s", address or "-", status, reason)
+        try:
+            self.socket.sendall(response)
+            self.socket.shutdown(socket.SHUT_WR)
+            with Timeout(self.LINGER_SECONDS, False):
+                unread = self.LINGER_BYTES
+                while unread > 0:
+                    data = self.socket.recv(65536)
+                    if not data:
+                        break
+                    unread -= len(data)
+        except OSError:
+            pass
+
+
+class AccessLoggingWebSocketHandler(RefusesMalformedRequests, WebSocketHandler):
     """gevent-websocket's handler, with requests written to gunicorn's access log.
 
     gevent-websocket's own handler logs to a logger of its own that prints nothing; gunicorn's
-    handler (first in the MRO) brings the access log and its environ, websockets come from
-    WebSocketHandler. A websocket is logged when it closes, with its duration.
+    handler (before WebSocketHandler in the MRO) brings the access log and its environ,
+    websockets come from WebSocketHandler. A websocket is logged when it closes, with its
+    duration.
     """
 
 
@@ -83,6 +176,11 @@ control_socket_disable = not control_socket
 # Each worker imports the app itself: the message queue's listener must not be forked.
 preload_app = False
 
+if "_chunked_input_error" not in pywsgi.Input.__slots__:
+    _refuse(
+        "gevent's pywsgi.Input no longer has _chunked_input_error (checked with gevent 26.9.0): "
+        "RefusesMalformedRequests.handle_one_response needs another way to see a bad chunked body."
+    )
 if workers < 1:
     _refuse("WEB_CONCURRENCY must be 1 or more.")
 if worker_connections < 100:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from webapp.config import engine_options
+from webapp.dbpool import ENGINE_OPTIONS as POOL_GUARDS
 from webapp.extensions import db
 
 
@@ -44,13 +45,14 @@ def test_postgres_sessions_carry_the_statement_timeout(app):
 
 
 def test_sqlite_engine_options_are_left_alone():
-    assert engine_options("sqlite:////tmp/app.db") == {"pool_pre_ping": True}
-    assert engine_options("sqlite://") == {"pool_pre_ping": True}
+    # Only the pool's own ping and reset (webapp/dbpool.py), as for every engine.
+    assert engine_options("sqlite:////tmp/app.db") == POOL_GUARDS
+    assert engine_options("sqlite://") == POOL_GUARDS
 
 
 def test_postgres_engine_options_come_from_the_environment(monkeypatch):
     defaults = engine_options("postgresql+psycopg://db/app")
-    assert defaults["pool_pre_ping"] is True
+    assert {name: defaults[name] for name in POOL_GUARDS} == POOL_GUARDS
     assert (defaults["pool_size"], defaults["max_overflow"], defaults["pool_timeout"]) == (
         5,
         10,

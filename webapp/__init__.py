@@ -2,21 +2,23 @@
 
 import sqlite3
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
+from flask.globals import request_ctx
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import BadHost, HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import backpressure, errors, ratelimits, relay
+from . import backpressure, dbpool, errors, ratelimits, relay
 from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
 from .packets import CheckedPacket
 from .realtime import resync_local_clients
+from .request_size import BoundedRequest
 from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
 
 
@@ -28,6 +30,8 @@ def create_app(config_class: type = Config) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    # Bodies over MAX_CONTENT_LENGTH get 413 also when sent chunked (webapp/request_size.py).
+    app.request_class = BoundedRequest
     app.config.from_object(config_class)
     check_config(app)
     register_extensions(app)
@@ -59,6 +63,9 @@ def register_extensions(app: Flask) -> None:
 
     INSTANCE.mkdir(exist_ok=True)
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            dbpool.install(engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -111,6 +118,10 @@ def register_errorhandlers(app: Flask) -> None:
             400, "The form expired or is missing its security token. Reload the page and try again."
         )
 
+    @app.errorhandler(BadHost)
+    def bad_host(error: BadHost):
+        return _error_response(400, "The Host header of this request is not a valid host name.")
+
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error: RequestEntityTooLarge):
         limit = app.config["MAX_CONTENT_LENGTH"]
@@ -144,10 +155,27 @@ def register_browser_support(app: Flask) -> None:
 def _error_response(status: int, message: str, retry_after: int | None = None):
     """An error as JSON, an htmx fragment or a page; ``retry_after`` seconds in its header."""
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    _bind_urls_without_host()
     if wants_json() or request.path.startswith("/healthz"):
         return jsonify(ok=False, error=message), status, headers
     template = "_error_fragment.html" if is_htmx() else "error.html"
     return render_template(template, status=status, message=message), status, headers
+
+
+def _bind_urls_without_host() -> None:
+    """Let the error page build its links when the request never got a URL adapter.
+
+    Flask binds the URL map to the request's Host header; a Host that is not a valid host name
+    (``a..b``, a label over 63 characters) leaves no adapter, and every ``url_for`` in the page
+    (the navigation, the stylesheets) would fail and turn the 400 into a 500. Links are built
+    relative to the app's root, so a neutral host name serves for them.
+    """
+    if request_ctx.url_adapter is None:
+        request_ctx.url_adapter = current_app.url_map.bind(
+            current_app.config["SERVER_NAME"] or "localhost",
+            script_name=request.script_root or "/",
+            url_scheme=request.scheme,
+        )
 
 
 @event.listens_for(Engine, "connect")

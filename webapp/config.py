@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+from .dbpool import ENGINE_OPTIONS as POOL_GUARDS
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 # URLs of a Redis server (TCP, TLS, or a local socket): presence, rate limits, health checks.
@@ -55,13 +57,14 @@ def engine_options(url: str) -> dict:
 
     Every worker (and host) has its own pool, so the database sees up to
     workers x hosts x (DB_POOL_SIZE + DB_MAX_OVERFLOW) connections. The connect and statement
-    timeouts keep a worker from hanging on a database that stopped answering.
+    timeouts keep a worker from hanging on a database that stopped answering. Every pool pings
+    a connection before handing it out and resets it on return (webapp/dbpool.py).
     """
     if not url.startswith("postgresql"):
-        return {"pool_pre_ping": True}
+        return {**POOL_GUARDS}
     statement_timeout_ms = int(_env_number("DB_STATEMENT_TIMEOUT", 30) * 1000)
     return {
-        "pool_pre_ping": True,
+        **POOL_GUARDS,
         "pool_size": int(_env_number("DB_POOL_SIZE", 5)),
         "max_overflow": int(_env_number("DB_MAX_OVERFLOW", 10)),
         "pool_timeout": _env_number("DB_POOL_TIMEOUT", 10),
