@@ -40,15 +40,6 @@
   const connected = () => Boolean(socket() && socket().connected);
   const sameName = (a, b) => String(a || "").toLowerCase() === String(b || "").toLowerCase();
 
-  function uuid() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    const b = crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-  }
-
   // The answer of an event through its acknowledgement; null when not connected or no answer.
   function emit(event, data) {
     return new Promise((resolve) => {
@@ -211,7 +202,7 @@
       });
       return;
     }
-    const item = { room: currentRoom(), body, client_id: uuid() };
+    const item = { room: currentRoom(), body, client_id: window.clientId() };
     pending.set(item.client_id, item);
     box.value = "";
     clearTimeout(typingLater);

@@ -23,16 +23,6 @@
   const socket = () => window.realtime && window.realtime.socket;
   const connected = () => Boolean(socket() && socket().connected);
 
-  function uuid() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    // Pages served over plain http to another host have no randomUUID (not a secure context).
-    const b = crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-  }
-
   // Quick picks ---------------------------------------------------------------------------
   function picksOf(input) {
     return Array.from(document.querySelectorAll('[data-pick-for="' + input.id + '"]'));
@@ -198,7 +188,7 @@
   function onConfigRequest(event) {
     if (event.detail.elt !== form) return;
     const params = event.detail.parameters;
-    const item = { client_id: uuid(), a: String(params.a ?? ""), b: String(params.b ?? "") };
+    const item = { client_id: window.clientId(), a: String(params.a ?? ""), b: String(params.b ?? "") };
     typedSinceSubmit = false;
     if (!connected()) {
       // Offline (or not connected yet): no request that would hang or fail; the row waits.

@@ -2,7 +2,6 @@
 
 import math
 import unicodedata
-import uuid
 
 from flask import current_app
 from sqlalchemy import and_, func, select
@@ -10,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..auth.models import User
 from ..auth.services import check_name
+from ..client_ids import check_client_id
 from ..clock import iso_utc, utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import ID_MAX, clamp_id, db
@@ -74,18 +74,6 @@ def check_body(value) -> str:
         current_app.logger.warning("message refused, it cannot be rendered: %s", error)
         raise ValidationError(UNSHOWABLE) from None
     return text
-
-
-def check_client_id(value) -> str | None:
-    """An optional client id: a UUID, so a resend can be recognised."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or len(value) > 64:
-        raise ValidationError("'client_id' must be a UUID.")
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValidationError("'client_id' must be a UUID.") from None
 
 
 def check_message_id(value) -> int:

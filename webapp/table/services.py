@@ -1,12 +1,12 @@
 """Table use cases: validate, commit, then broadcast. Routes, events and the CLI call these."""
 
-import uuid
 from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..client_ids import check_client_id
 from ..errors import NotFound, ValidationError
 from ..extensions import ID_MAX, clamp_id, db
 from ..realtime import broadcast, render_fragment
@@ -135,7 +135,7 @@ def add_row_once(a, b, user=None, client_id=None) -> tuple[Row, bool]:
     """As :func:`add_row`, stored once per ``client_id``: (row, True) when stored now, (the
     stored row, False) for a resend of a submission already stored."""
     row_a, row_b = parse_operand("a", a), parse_operand("b", b)
-    client_id = parse_client_id(client_id)
+    client_id = check_client_id(client_id)
     earlier = _row_by_client_id(client_id)
     if earlier is not None:
         return earlier, False
@@ -157,18 +157,6 @@ def add_row_once(a, b, user=None, client_id=None) -> tuple[Row, bool]:
     db.session.commit()
     broadcast_row(row, new_totals)
     return row, True
-
-
-def parse_client_id(value) -> str | None:
-    """The optional client id of a submission (a UUID, in its canonical form), or None."""
-    if value is None or value == "":
-        return None
-    try:
-        if not isinstance(value, str) or len(value) > 64:
-            raise ValueError
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValidationError("'client_id' must be a UUID.") from None
 
 
 def _row_by_client_id(client_id: str | None) -> Row | None:

@@ -1,0 +1,14 @@
+// A new client id (a UUID) per thing a page submits, so that the server recognises a resend.
+(function () {
+  "use strict";
+
+  window.clientId = function () {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    // Pages served over plain http to another host have no randomUUID (not a secure context).
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  };
+})();
