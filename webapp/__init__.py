@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import backpressure, errors, packets, ratelimits, relay
+from . import backpressure, connections, errors, packets, ratelimits, relay
 from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
@@ -81,8 +81,10 @@ def register_extensions(app: Flask) -> None:
         # A bigger message closes that client's connection, no one else's.
         max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_SIZE"],
     )
-    # A client whose packet is refused has its connection closed (it reconnects and catches up).
+    # A client whose packet is refused has its connection closed (it reconnects and catches
+    # up), and so has a connection that does not complete its Socket.IO CONNECT in time.
     packets.close_on_refusal(socketio.server)
+    connections.require_connect(socketio.server, app.config["SOCKETIO_CONNECT_TIMEOUT"])
     app.wsgi_app = limit_websocket_messages(app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_SIZE"])
     # Outside the Socket.IO middleware, so sockets see the client's address and scheme too.
     hops = {

@@ -140,6 +140,9 @@ class Config:
     RATELIMIT_SOCKET_CONNECTS_PER_IP = os.environ.get(
         "RATELIMIT_SOCKET_CONNECTS_PER_IP", "600 per minute"
     )
+    # An Engine.IO connection that has not sent its Socket.IO CONNECT by then is closed
+    # (webapp/connections.py), in seconds; 0: never.
+    SOCKETIO_CONNECT_TIMEOUT = _env_number("SOCKETIO_CONNECT_TIMEOUT", 10)
     # werkzeug's scrypt (n=2**15, r=8, p=1).
     PASSWORD_HASH_METHOD = "scrypt"
     # None: the strict default of webapp/security.py; "" sends no policy.
