@@ -297,6 +297,8 @@ class TimedInput:
 def require_connect(server, timeout: float) -> None:
     """Close every Engine.IO connection of ``server`` (a ``socketio.Server``) that has not
     sent its Socket.IO CONNECT ``timeout`` seconds after it opened (0: never)."""
+    if timeout < 0:
+        raise RuntimeError("SOCKETIO_CONNECT_TIMEOUT must be 0 (off) or more.")
     if not timeout:
         return
     eio = server.eio
