@@ -124,6 +124,18 @@ class AccessLoggingWebSocketHandler(RefusesMalformedRequests, WebSocketHandler):
 class WebSocketWorker(GeventWebSocketWorker):
     wsgi_handler = AccessLoggingWebSocketHandler
 
+    def load_wsgi(self) -> None:
+        """Load the app, then guard the handler with its connection settings.
+
+        Idle and half-sent connections are closed and open connections per address capped
+        (webapp/connections.py). Imported here, in the worker after gevent's monkey patch,
+        like the app itself: the master never imports the app.
+        """
+        super().load_wsgi()
+        from webapp.connections import guard_handler
+
+        self.wsgi_handler = guard_handler(self.wsgi_handler, self.wsgi.config)
+
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name, "")

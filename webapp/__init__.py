@@ -11,12 +11,11 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import BadHost, HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import backpressure, dbpool, errors, ratelimits, relay
+from . import backpressure, connections, dbpool, errors, packets, ratelimits, relay
 from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
-from .packets import CheckedPacket
 from .realtime import resync_local_clients
 from .request_size import BoundedRequest
 from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
@@ -83,12 +82,16 @@ def register_extensions(app: Flask) -> None:
         # Websocket only: no sticky sessions needed behind several workers or hosts.
         transports=["websocket"],
         # A malformed packet ends that client's session instead of raising (webapp/packets.py).
-        serializer=CheckedPacket,
+        serializer=packets.CheckedPacket,
         # The page's own origin always; SOCKETIO_ALLOWED_ORIGINS adds to it.
         cors_allowed_origins=socket_origin_check(app.config["SOCKETIO_ALLOWED_ORIGINS"]),
         # A bigger message closes that client's connection, no one else's.
         max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_SIZE"],
     )
+    # A client whose packet is refused has its connection closed (it reconnects and catches
+    # up), and so has a connection that does not complete its Socket.IO CONNECT in time.
+    packets.close_on_refusal(socketio.server)
+    connections.require_connect(socketio.server, app.config["SOCKETIO_CONNECT_TIMEOUT"])
     app.wsgi_app = limit_websocket_messages(app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_SIZE"])
     # Outside the Socket.IO middleware, so sockets see the client's address and scheme too.
     hops = {

@@ -166,6 +166,20 @@ class Config:
     RATELIMIT_SOCKET_CONNECTS_PER_IP = os.environ.get(
         "RATELIMIT_SOCKET_CONNECTS_PER_IP", "600 per minute"
     )
+    # Connections that hold a worker's slots without using them (webapp/connections.py), in
+    # seconds; 0 turns one off. A connection gets CONNECTION_IDLE_TIMEOUT to send its request
+    # line, after it opens and between keep-alive requests; a request REQUEST_READ_TIMEOUT for
+    # its headers after that, and as much for its body (a bigger one than 64 KiB: as much
+    # per 64 KiB).
+    CONNECTION_IDLE_TIMEOUT = _env_number("CONNECTION_IDLE_TIMEOUT", 5)
+    REQUEST_READ_TIMEOUT = _env_number("REQUEST_READ_TIMEOUT", 10)
+    # An Engine.IO connection that has not sent its Socket.IO CONNECT by then is closed.
+    SOCKETIO_CONNECT_TIMEOUT = _env_number("SOCKETIO_CONNECT_TIMEOUT", 10)
+    # Open connections (websockets and keep-alive HTTP) one client address may hold in one
+    # worker; 0: no cap. Each browser tab holds one websocket and, for a few seconds after a
+    # request, up to six HTTP connections: 500 leaves room for an office of a few hundred
+    # people behind one NAT address, and keeps one address from filling a worker.
+    MAX_CONNECTIONS_PER_IP = int(_env_number("MAX_CONNECTIONS_PER_IP", 500))
     # werkzeug's scrypt (n=2**15, r=8, p=1).
     PASSWORD_HASH_METHOD = "scrypt"
     # None: the strict default of webapp/security.py; "" sends no policy.

@@ -1,12 +1,28 @@
-"""Socket.IO packets from clients, decoded so that a malformed one never raises.
+"""Socket.IO packets from clients, decoded so that a malformed one never raises, and the
+connection of a client that sent one closed.
 
 python-socketio raises on a packet it cannot decode (broken or too deeply nested JSON, an event
 without a name, a type a client may not send); Engine.IO then logs the traceback and keeps the
 connection, so a hostile client could fill the log at will. Here such a packet decodes as that
 client's own disconnect instead: its session in the namespace ends, nobody else's.
+
+Ending the session alone would leave the client half alive: it still believes it is connected,
+gets no answers and no broadcasts, and never reconnects. So the connection that carried the
+packet is closed too, as a network failure would close it (``close_on_refusal``): the client
+sees its transport close, reconnects by itself and catches up, as after any other drop.
 """
 
+import logging
+from contextvars import ContextVar
+
 from socketio import packet
+
+from .connections import close_transport
+
+log = logging.getLogger(__name__)
+
+# Set while a client's message is decoded: whether the packet was refused.
+_refused: ContextVar[bool] = ContextVar("refused_packet", default=False)
 
 # A client may not trigger the server's own connection events by sending them as events.
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
@@ -33,6 +49,7 @@ class CheckedPacket(packet.Packet):
 
     def _refuse(self) -> None:
         self.packet_type, self.namespace, self.id, self.data = packet.DISCONNECT, None, None, None
+        _refused.set(True)
 
     def _well_formed(self) -> bool:
         if self.namespace is not None and not isinstance(self.namespace, str):
@@ -51,3 +68,22 @@ class CheckedPacket(packet.Packet):
         # This app sends and expects JSON only: binary packets, a CONNECT_ERROR (which only a
         # server sends) or an unknown type are not a client's to send.
         return self.packet_type == packet.DISCONNECT
+
+
+def close_on_refusal(server) -> None:
+    """Have ``server`` (a ``socketio.Server`` using ``CheckedPacket``) close the connection of a
+    client whose packet was refused, once the refusal has ended its session."""
+    eio = server.eio
+    on_message = eio.handlers["message"]
+
+    def message(eio_sid, data):
+        token = _refused.set(False)
+        try:
+            on_message(eio_sid, data)
+            refused = _refused.get()
+        finally:
+            _refused.reset(token)
+        if refused and close_transport(server, eio_sid):
+            log.info("socket %s sent a packet the server refuses: connection closed", eio_sid)
+
+    eio.on("message", message)

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 # Tests and the benchmark drive many clients from 127.0.0.1: limits far above what they do, so
-# nothing is refused, yet every request and connection is still counted as in production. A
-# test of the limits themselves passes its own values in ``env``.
+# nothing is refused, yet every request and connection is still counted as in production (open
+# connections per address too). A test of the limits themselves passes its own values in
+# ``env``.
 LOOPBACK_LIMITS = {
     name: "1000000 per minute"
     for name in (
@@ -30,7 +31,7 @@ LOOPBACK_LIMITS = {
         "RATELIMIT_EDITS_PER_USER",
         "RATELIMIT_PRESENCE_PER_USER",
     )
-}
+} | {"MAX_CONNECTIONS_PER_IP": "1000000"}
 
 
 def free_port() -> int:
