@@ -258,6 +258,10 @@ class TimedInput:
             self.received += len(data)
         return data
 
+    def __getattr__(self, name):
+        # Everything else is the stream's own (the handler reads its state after the app).
+        return getattr(self.stream, name)
+
     def _left(self) -> int:
         length = getattr(self.stream, "content_length", None)  # None: chunked
         return BODY_CHUNK if length is None else max(0, length - self.received)
