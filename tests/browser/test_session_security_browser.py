@@ -38,7 +38,12 @@ def test_cookies_and_headers_in_the_browser(new_page, live_server):
     assert logged_in["value"] != anonymous["value"]  # a fresh session on login
     assert logged_in["httpOnly"] is True and logged_in["sameSite"] == "Lax"
     assert "session=" not in page.evaluate("document.cookie")
-    assert [c["name"] for c in page.context.cookies()] == ["session"]  # no remember-me cookie
+    # No remember-me cookie: the device cookie only says that this browser logged in as alice
+    # before (webapp/auth/devices.py), which logs nobody in (tests/test_security_sessions.py).
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert sorted(cookies) == ["login_device", "session"]
+    assert cookies["login_device"]["httpOnly"] is True
+    assert "login_device=" not in page.evaluate("document.cookie")
 
     # frame-ancestors 'none': another page cannot frame the app.
     framer = new_page()
