@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import current_app, render_template
 
-from .extensions import socketio
+from ..extensions import socketio
 
 
 def render_fragment(template: str, **context: Any) -> str:
