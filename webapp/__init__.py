@@ -16,7 +16,7 @@ from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
 from .packets import CheckedPacket
-from .realtime import resync_local_clients
+from .realtime import outbox, resync_local_clients
 from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
 
 
@@ -64,6 +64,14 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     # A socket that stops reading is dropped once this many packets wait for it.
     backpressure.install(backpressure.queue_limit())
+    # Publishes, from every server worker, the events committed but never published.
+    outbox_relay = outbox.init_app(app)
+
+    def subscribed() -> None:
+        # What was published while this worker was not listening: its clients catch up.
+        resync_local_clients()
+        outbox_relay.resubscribed()
+
     socketio.init_app(
         app,
         # Always passed (None without a queue): the module-level socketio keeps options between
@@ -71,7 +79,8 @@ def register_extensions(app: Flask) -> None:
         client_manager=relay.client_manager(
             app.config["MESSAGE_QUEUE_URL"],
             app.config["SOCKETIO_CHANNEL"],
-            on_subscribed=resync_local_clients,
+            on_subscribed=subscribed,
+            on_received=outbox_relay.received,
         ),
         # Websocket only: no sticky sessions needed behind several workers or hosts.
         transports=["websocket"],
@@ -83,6 +92,7 @@ def register_extensions(app: Flask) -> None:
         max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_SIZE"],
     )
     app.wsgi_app = limit_websocket_messages(app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_SIZE"])
+    outbox.start_with_first_request(app)
     # Outside the Socket.IO middleware, so sockets see the client's address and scheme too.
     hops = {
         name: app.config[f"PROXY_FIX_{name.upper()}"]

@@ -10,7 +10,9 @@ were published while they were not listening. The managers here:
 - give up publishing quickly: the change is already committed and clients catch up from the
   database;
 - call ``on_subscribed`` each time the listener is (re)subscribed, so this worker can ask its own
-  clients to catch up from the database on what was published while it was not listening.
+  clients to catch up from the database on what was published while it was not listening;
+- call ``on_received`` with each emit another worker or process published, so the outbox relay
+  knows which events went by (webapp/realtime/outbox.py).
 """
 
 import logging
@@ -30,15 +32,19 @@ IO_TIMEOUT = 2.0  # seconds a publish may wait for the broker's answer
 
 
 def client_manager(
-    url: str | None, channel: str, on_subscribed: Callable[[], None] | None = None
+    url: str | None,
+    channel: str,
+    on_subscribed: Callable[[], None] | None = None,
+    on_received: Callable[[dict], None] | None = None,
 ) -> socketio.Manager | None:
     """The Socket.IO client manager for ``url``; None without a queue (one process)."""
     if not url:
         return None
+    hooks = {"on_subscribed": on_subscribed, "on_received": on_received}
     if url.startswith(("redis://", "rediss://")):
-        return RedisRelay(url, channel=channel, on_subscribed=on_subscribed)
+        return RedisRelay(url, channel=channel, **hooks)
     if url.startswith(("amqp://", "amqps://")):
-        return AmqpRelay(url, channel=channel, on_subscribed=on_subscribed)
+        return AmqpRelay(url, channel=channel, **hooks)
     raise RuntimeError(
         f"MESSAGE_QUEUE_URL must start with one of {', '.join(SCHEMES)}; got {url.split(':')[0]}:"
     )
@@ -48,6 +54,7 @@ class _Resubscribing:
     """What both relays share: a listener loop that retries and reports each subscription."""
 
     on_subscribed: Callable[[], None] | None = None
+    on_received: Callable[[dict], None] | None = None
     retry_first = 0.5  # first pause before the listener reconnects, doubled up to retry_max
     retry_max = 2.0
     ping_after = 5.0  # a quiet Redis listener pings after this many seconds ...
@@ -60,6 +67,15 @@ class _Resubscribing:
                 self.on_subscribed()
             except Exception:  # a failing hook must not stop the relay
                 logger.exception("on_subscribed failed")
+
+    def _handle_emit(self, message: dict) -> None:
+        # Called for this worker's own emits too (host_id is ours): those are not received.
+        if self.on_received is not None and message.get("host_id") != self.host_id:
+            try:
+                self.on_received(message)
+            except Exception:  # a failing hook must not stop the delivery
+                logger.exception("on_received failed")
+        super()._handle_emit(message)
 
     def _retrying(self, listen_once: Callable[[], Iterator]) -> Iterator:
         delay = self.retry_first
@@ -82,7 +98,14 @@ class _Resubscribing:
 class RedisRelay(_Resubscribing, socketio.RedisManager):
     """Redis pub/sub relay whose listener recovers within seconds of Redis coming back."""
 
-    def __init__(self, url: str, channel: str, on_subscribed=None, write_only: bool = False):
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        on_subscribed=None,
+        on_received=None,
+        write_only: bool = False,
+    ):
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
@@ -100,6 +123,7 @@ class RedisRelay(_Resubscribing, socketio.RedisManager):
             },
         )
         self.on_subscribed = on_subscribed
+        self.on_received = on_received
 
     def _listen_once(self) -> Iterator[dict]:
         import redis
@@ -135,7 +159,14 @@ class AmqpRelay(_Resubscribing, socketio.KombuManager):
 
     HEARTBEAT = 10
 
-    def __init__(self, url: str, channel: str, on_subscribed=None, write_only: bool = False):
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        on_subscribed=None,
+        on_received=None,
+        write_only: bool = False,
+    ):
         super().__init__(
             url,
             channel=channel,
@@ -143,6 +174,7 @@ class AmqpRelay(_Resubscribing, socketio.KombuManager):
             connection_options=self.bounded_options(),
         )
         self.on_subscribed = on_subscribed
+        self.on_received = on_received
 
     @staticmethod
     def bounded_options() -> dict:
