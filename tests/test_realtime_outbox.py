@@ -150,6 +150,26 @@ def test_the_relay_publishes_a_committed_event_nobody_published_once(app, sent):
         assert sent == [("table:row", {"id": 7, "stream": "table", "seq": 1}, "<tr>7</tr>", None)]
         assert db.session.get(StoredEvent, ("table", 1)).relayed_at is not None
         assert first.tick() + second.tick() == [] and len(sent) == 1
+        # The second worker's listener brings the first one's publish: nothing was late.
+        second.received({"method": "emit", "event": "table:row", "data": [event.payload()]})
+        assert second.lag == 0 and second.done == first.done == {"table": 1}
+
+
+def test_a_listener_seen_to_deliver_late_lengthens_the_grace(app, sent):
+    relay = worker(app, grace=0.2)
+    with app.app_context():
+        relay.tick()
+        event = outbox.record("table", "table:row", {"id": 1}, "<tr></tr>")
+        db.session.commit()
+        relay.tick()  # found unseen
+        relay.found[("table", 1)] -= 5  # ... five seconds ago, and only now it comes by
+        relay.received({"method": "emit", "event": "table:row", "data": [event.payload()]})
+        assert relay.lag >= 5
+        outbox.record("table", "table:row", {"id": 2}, "<tr></tr>")
+        db.session.commit()
+        relay.tick()
+        relay.found[("table", 2)] -= 1  # unseen for a second: more than 0.2, less than 2 x 5
+        assert relay.tick() == [] and sent == []
 
 
 def test_the_relay_waits_for_the_grace_before_it_publishes(app, sent):

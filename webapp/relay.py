@@ -55,6 +55,8 @@ class _Resubscribing:
 
     on_subscribed: Callable[[], None] | None = None
     on_received: Callable[[dict], None] | None = None
+    # Whether the listener is subscribed now (the outbox relay sends nothing while it is not).
+    subscribed = False
     retry_first = 0.5  # first pause before the listener reconnects, doubled up to retry_max
     retry_max = 2.0
     ping_after = 5.0  # a quiet Redis listener pings after this many seconds ...
@@ -62,6 +64,7 @@ class _Resubscribing:
 
     def _subscribed(self) -> None:
         logger.info("message queue listener subscribed to %r", self.channel)
+        self.subscribed = True
         if self.on_subscribed is not None:
             try:
                 self.on_subscribed()
@@ -84,6 +87,7 @@ class _Resubscribing:
             try:
                 yield from listen_once()
             except Exception as error:  # noqa: BLE001 - any broker or network failure: reconnect
+                self.subscribed = False
                 logger.warning(
                     "message queue listener lost its connection (%s); reconnecting in %.1f s",
                     str(error) or type(error).__name__,

@@ -17,7 +17,9 @@ about a second, any committed event it has not seen go by:
   (the grace grows while the listener is seen to deliver late, so a busy worker does not
   republish what is only on its way);
 - a missing event is claimed in the database (one UPDATE of ``relayed_at`` that only one
-  worker wins) and the winner publishes it to every worker through the queue.
+  worker wins) and the winner publishes it to every worker through the queue;
+- while its queue listener is away a worker relays nothing: it cannot tell what the others
+  published, and its clients catch up from the database once the listener is back.
 
 A relayed event that was late rather than lost reaches some clients twice; realtime.js drops
 the second copy (it drops inserted elements it already shows; edits and deletions apply the
@@ -35,7 +37,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import utcnow
@@ -85,29 +87,35 @@ def record(
     """
     now = utcnow()
     seq = _next_seq(stream, now)
-    # A Core statement: half the cost of adding an ORM object and flushing it.
     db.session.execute(
-        insert(StoredEvent.__table__).values(
-            stream=stream,
-            seq=seq,
-            event=event,
-            payload=data,
-            html=html,
-            target=to,
-            created_at=now,
-        )
+        _INSERT_EVENT,
+        {
+            "stream": stream,
+            "seq": seq,
+            "event": event,
+            "payload": data,
+            "html": html,
+            "target": to,
+            "created_at": now,
+        },
     )
     return StreamEvent(stream, seq, event, data, html, to)
 
 
+# Core statements built once: building and keying a statement cost more than running it (a
+# third of record()'s time when built per call), and an ORM object would add a flush.
+_NEXT_SEQ = (
+    update(EventStream.__table__)
+    .where(_streams.stream == bindparam("of_stream"))
+    .values(seq=_streams.seq + 1, updated_at=bindparam("now"))
+    .returning(_streams.seq)
+)
+_INSERT_EVENT = insert(StoredEvent.__table__)
+
+
 def _next_seq(stream: str, now) -> int:
     """The stream's next number; its counter row stays locked until this transaction ends."""
-    seq = db.session.execute(
-        update(EventStream.__table__)
-        .where(_streams.stream == stream)
-        .values(seq=_streams.seq + 1, updated_at=now)
-        .returning(_streams.seq)
-    ).scalar()
+    seq = db.session.execute(_NEXT_SEQ, {"of_stream": stream, "now": now}).scalar()
     if seq is not None:
         return seq
     # The stream's first event. Another writer may be creating the row at this very moment:
@@ -165,7 +173,7 @@ class Relay:
         self.grace = app.config["OUTBOX_RELAY_GRACE"]
         self.retention = app.config["OUTBOX_RETENTION_SECONDS"]
         # Whether this worker has sockets to deliver to (and a queue listener, if any).
-        self.listening = listening or _socket_server_started
+        self.listening = listening or _listening
         self.lock = threading.Lock()
         self.started = False
         self.tracking = False  # noting what goes by, from start() on
@@ -252,8 +260,13 @@ class Relay:
             resync_local_clients()
         elif due:
             sent = self._claim_and_publish(due)
+        published = {(event.stream, event.seq) for event in sent}
         with self.lock:
             for stream, seq in due:
+                if (stream, seq) not in published:
+                    # Another worker won it, or this worker's clients catch up: when it comes
+                    # by now, it tells nothing about how late the listener is.
+                    self.found.pop((stream, seq), None)
                 if seq > self.done.get(stream, 0):
                     self.seen[stream].add(seq)
             for stream in moved:
@@ -277,6 +290,8 @@ class Relay:
     def _settle(self, stream: str, head: int) -> None:
         if head > self.done.get(stream, 0):
             self.done[stream] = head
+        for key in [key for key in self.found if key[0] == stream and key[1] <= head]:
+            del self.found[key]
         self._advance(stream)
 
     def _advance(self, stream: str) -> None:
@@ -343,10 +358,17 @@ class Relay:
         return sent
 
 
-def _socket_server_started() -> bool:
-    # python-socketio starts the manager (and the queue listener) at the first connection.
+def _listening() -> bool:
+    """Whether this worker has sockets to deliver to and, with a queue, hears the others.
+
+    python-socketio starts the manager (and its queue listener) at the first connection. While
+    the listener is away the relay sends nothing: this worker did not see what the others
+    published, and its clients catch up from the database once the listener is back.
+    """
     server = socketio.server
-    return bool(server is not None and server.manager_initialized)
+    if server is None or not server.manager_initialized:
+        return False
+    return getattr(server.manager, "subscribed", True)  # no queue: nothing to subscribe to
 
 
 class _StartRelay:
