@@ -1,6 +1,7 @@
 """The outbox: events stored in the change's transaction, numbered per stream, relayed once."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -180,6 +181,22 @@ def test_the_relay_waits_for_the_grace_before_it_publishes(app, sent):
         db.session.commit()
         assert relay.tick() == [] and relay.tick() == [] and sent == []
         assert ("table", 1) in relay.found
+
+
+def test_an_event_still_queued_for_a_busy_listener_is_not_taken_for_lost(app, sent):
+    listener = {"caught_up_at": time.monotonic()}
+    relay = outbox.Relay(app, listening=lambda: True, caught_up=lambda: listener["caught_up_at"])
+    relay.grace, relay.tracking = 0.2, True
+    with app.app_context():
+        relay.tick()
+        outbox.record("table", "table:row", {"id": 1}, "<tr></tr>")
+        db.session.commit()
+        relay.tick()
+        relay.found[("table", 1)] -= 10  # unseen for ten seconds, but the listener has been
+        listener["caught_up_at"] -= 20  # behind since before: it may be further down its queue
+        assert relay.tick() == [] and sent == []
+        listener["caught_up_at"] = time.monotonic()  # it has read all it was sent: lost
+        assert [event.seq for event in relay.tick()] == [1] and len(sent) == 1
 
 
 def test_events_published_or_received_are_not_relayed(app, sent):

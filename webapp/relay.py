@@ -11,12 +11,15 @@ were published while they were not listening. The managers here:
   database;
 - call ``on_subscribed`` each time the listener is (re)subscribed, so this worker can ask its own
   clients to catch up from the database on what was published while it was not listening;
-- call ``on_received`` with each emit another worker or process published, so the outbox relay
-  knows which events went by (webapp/realtime/outbox.py).
+- call ``on_received`` with each emit another worker or process published, and note when the
+  listener last had nothing left to read (``caught_up_at``), so the outbox relay knows which
+  events went by and does not take one that is still queued for a lost one
+  (webapp/realtime/outbox.py).
 """
 
 import logging
 import os
+import select
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -57,6 +60,10 @@ class _Resubscribing:
     on_received: Callable[[dict], None] | None = None
     # Whether the listener is subscribed now (the outbox relay sends nothing while it is not).
     subscribed = False
+    # time.monotonic() when the listener last had nothing more to read: everything the queue
+    # delivered before then has been handled. A quiet listener notes it every idle_wait s.
+    caught_up_at = 0.0
+    idle_wait = 0.2
     retry_first = 0.5  # first pause before the listener reconnects, doubled up to retry_max
     retry_max = 2.0
     ping_after = 5.0  # a quiet Redis listener pings after this many seconds ...
@@ -65,6 +72,7 @@ class _Resubscribing:
     def _subscribed(self) -> None:
         logger.info("message queue listener subscribed to %r", self.channel)
         self.subscribed = True
+        self.caught_up_at = time.monotonic()
         if self.on_subscribed is not None:
             try:
                 self.on_subscribed()
@@ -138,14 +146,18 @@ class RedisRelay(_Resubscribing, socketio.RedisManager):
             pubsub.subscribe(self.channel)
             heard = pinged = time.monotonic()
             while True:
-                message = pubsub.get_message(timeout=1.0)
+                message = pubsub.get_message(timeout=self.idle_wait)
                 now = time.monotonic()
                 if message is not None:
                     heard = now
                     if message["type"] == "subscribe":
                         self._subscribed()
                     yield message
-                elif now - heard > self.dead_after:
+                    if not pubsub.connection.can_read(timeout=0):
+                        self.caught_up_at = time.monotonic()
+                    continue
+                self.caught_up_at = now  # nothing came while it waited
+                if now - heard > self.dead_after:
                     raise ConnectionError(f"no answer from Redis for {self.dead_after:.0f} s")
                 elif now - heard > self.ping_after and now - pinged > self.ping_after:
                     pubsub.ping()  # answered by a "pong" message while the link is alive
@@ -222,14 +234,26 @@ class AmqpRelay(_Resubscribing, socketio.KombuManager):
                     connection.heartbeat_check()  # raises when RabbitMQ stopped answering
                     checked = time.monotonic()
                 try:
-                    message = queue.get(block=True, timeout=1.0)
+                    message = queue.get(block=True, timeout=self.idle_wait)
                 except queue.Empty:
+                    self.caught_up_at = time.monotonic()
                     continue
                 message.ack()
                 yield message.payload
+                if not queue.buffer and not _unread_data(connection):
+                    self.caught_up_at = time.monotonic()
 
     def _listen(self):
         return self._retrying(self._listen_once)
+
+
+def _unread_data(connection) -> bool:
+    """Whether the AMQP connection's socket holds data not read yet (True when unknown)."""
+    try:
+        sock = connection.connection.transport.sock
+        return bool(select.select([sock], [], [], 0)[0])
+    except (AttributeError, OSError, ValueError):
+        return True
 
 
 _worker = {"pid": None, "id": None}

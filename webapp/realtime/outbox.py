@@ -13,9 +13,10 @@ about a second, any committed event it has not seen go by:
   no database write per event (an UPDATE after each publish would be a second write
   transaction per change);
 - every ``OUTBOX_RELAY_INTERVAL`` it reads the head of each stream that moved in the last
-  minute (one small query); a number it has not seen for ``OUTBOX_RELAY_GRACE`` is missing
-  (the grace grows while the listener is seen to deliver late, so a busy worker does not
-  republish what is only on its way);
+  minute (one small query); a number still unseen ``OUTBOX_RELAY_GRACE`` after it was found,
+  once the queue listener has read everything delivered to it by then, is missing (a busy
+  worker whose listener is behind does not take what is only on its way for lost; the grace
+  also grows while events are seen to come late);
 - a missing event is claimed in the database (one UPDATE of ``relayed_at`` that only one
   worker wins) and the winner publishes it to every worker through the queue;
 - while its queue listener is away a worker relays nothing: it cannot tell what the others
@@ -167,13 +168,20 @@ def heads(since=None) -> dict[str, int]:
 class Relay:
     """Publishes the committed events this worker has not seen published (one per worker)."""
 
-    def __init__(self, app: Flask, listening: Callable[[], bool] | None = None):
+    def __init__(
+        self,
+        app: Flask,
+        listening: Callable[[], bool] | None = None,
+        caught_up: Callable[[], float] | None = None,
+    ):
         self.app = app
         self.interval = app.config["OUTBOX_RELAY_INTERVAL"]
         self.grace = app.config["OUTBOX_RELAY_GRACE"]
         self.retention = app.config["OUTBOX_RETENTION_SECONDS"]
         # Whether this worker has sockets to deliver to (and a queue listener, if any).
         self.listening = listening or _listening
+        # When (time.monotonic()) the listener last had read everything delivered to it.
+        self.caught_up = caught_up or _caught_up
         self.lock = threading.Lock()
         self.started = False
         self.tracking = False  # noting what goes by, from start() on
@@ -312,6 +320,7 @@ class Relay:
         """The numbers unseen for longer than the grace (a lagging listener lengthens it), and
         whether a stream was too far behind to look at one by one (it is settled instead)."""
         grace = max(self.grace, 2 * self._decayed_lag(now))
+        caught_up = min(now, self.caught_up())
         due, overflow = [], False
         for stream, head in moved.items():
             done = self.done.get(stream, 0)
@@ -321,7 +330,9 @@ class Relay:
                 continue
             seen = self.seen.get(stream, ())
             for seq in range(done + 1, head + 1):
-                if seq not in seen and now - self.found.setdefault((stream, seq), now) >= grace:
+                if seq in seen:
+                    continue
+                if caught_up - self.found.setdefault((stream, seq), now) >= grace:
                     due.append((stream, seq))
         return due, overflow
 
@@ -369,6 +380,12 @@ def _listening() -> bool:
     if server is None or not server.manager_initialized:
         return False
     return getattr(server.manager, "subscribed", True)  # no queue: nothing to subscribe to
+
+
+def _caught_up() -> float:
+    # Without a queue there is nothing to wait for: what this worker publishes it has seen.
+    caught_up_at = getattr(socketio.server.manager, "caught_up_at", None)
+    return time.monotonic() if caught_up_at is None else caught_up_at
 
 
 class _StartRelay:
