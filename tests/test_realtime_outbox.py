@@ -140,6 +140,16 @@ def test_retention_prunes_old_events_and_numbering_goes_on(app):
         assert [seq for _s, seq, _e, _p in stored()] == [4, 5]
 
 
+def test_a_long_backlog_is_pruned_in_short_statements(app, monkeypatch):
+    monkeypatch.setattr(outbox, "PRUNE_BATCH", 2)
+    with app.app_context():
+        for i in range(5):
+            services.add_row(i, i)
+        db.session.execute(update(StoredEvent).values(created_at=utcnow() - timedelta(days=1)))
+        db.session.commit()
+        assert [outbox.prune(3600) for _ in range(4)] == [2, 2, 1, 0]
+
+
 def test_the_relay_publishes_a_committed_event_nobody_published_once(app, sent):
     first, second = worker(app), worker(app)
     with app.app_context():

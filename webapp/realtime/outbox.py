@@ -38,7 +38,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import utcnow
@@ -142,16 +142,15 @@ def publish(event: StreamEvent) -> None:
 def prune(retention_seconds: float) -> int:
     """Delete events older than ``retention_seconds`` (at most PRUNE_BATCH); how many went."""
     cutoff = utcnow() - timedelta(seconds=retention_seconds)
-    # A long backlog (a server that was down for days) goes in several short statements.
-    bound = db.session.execute(
-        select(_events.created_at)
+    # A long backlog (after OUTBOX_RETENTION_SECONDS was lowered) goes in several statements.
+    oldest = (
+        select(_events.stream, _events.seq)
         .where(_events.created_at < cutoff)
         .order_by(_events.created_at)
-        .offset(PRUNE_BATCH)
-        .limit(1)
-    ).scalar()
+        .limit(PRUNE_BATCH)
+    )
     result = db.session.execute(
-        delete(StoredEvent.__table__).where(_events.created_at < (bound or cutoff))
+        delete(StoredEvent.__table__).where(tuple_(_events.stream, _events.seq).in_(oldest))
     )
     db.session.commit()
     return result.rowcount
@@ -284,7 +283,9 @@ class Relay:
                     del self.found[key]
         if now >= self.next_prune:
             self.next_prune = now + PRUNE_EVERY * random.uniform(0.8, 1.2)
-            prune(self.retention)
+            if prune(self.retention) >= PRUNE_BATCH:
+                self.next_prune = now  # more to delete: the next round goes on
+
         return sent
 
     def _load(self) -> None:
