@@ -101,8 +101,8 @@ class Config:
     # + OUTBOX_RELAY_GRACE seconds; OUTBOX_RELAY=0 turns that off.
     OUTBOX_RETENTION_SECONDS = _env_number("OUTBOX_RETENTION_SECONDS", 6 * 3600)
     OUTBOX_RELAY = _env_flag("OUTBOX_RELAY", True)
-    OUTBOX_RELAY_INTERVAL = _env_number("OUTBOX_RELAY_INTERVAL", 0.25)
-    OUTBOX_RELAY_GRACE = _env_number("OUTBOX_RELAY_GRACE", 0.5)
+    OUTBOX_RELAY_INTERVAL = _env_number("OUTBOX_RELAY_INTERVAL", 0.5)
+    OUTBOX_RELAY_GRACE = _env_number("OUTBOX_RELAY_GRACE", 0.4)
     # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
     # it is redis://..., else process memory (right for one process only).
     PRESENCE_URL = os.environ.get("PRESENCE_URL") or None
