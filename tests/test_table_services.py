@@ -4,6 +4,7 @@ import uuid
 import pytest
 
 from webapp.errors import NotFound, ValidationError
+from webapp.realtime import outbox
 from webapp.table import services
 from webapp.table.models import Row
 
@@ -70,7 +71,7 @@ def test_add_row_stores_the_sum_and_broadcasts_after_commit(app, monkeypatch):
             )
             sent.append((event, data, html, stored.scalar()))
 
-    monkeypatch.setattr(services, "broadcast", fake_broadcast)
+    monkeypatch.setattr(outbox, "broadcast", fake_broadcast)
     with app.app_context():
         row = services.add_row("2", "40")
         assert (row.a, row.b, row.sum) == (2, 40, 42)
@@ -83,7 +84,7 @@ def test_add_row_stores_the_sum_and_broadcasts_after_commit(app, monkeypatch):
 
 def test_invalid_row_is_neither_stored_nor_broadcast(app, monkeypatch):
     sent = []
-    monkeypatch.setattr(services, "broadcast", lambda *args, **kwargs: sent.append(args))
+    monkeypatch.setattr(outbox, "broadcast", lambda *args, **kwargs: sent.append(args))
     with app.app_context(), pytest.raises(ValidationError):
         services.add_row("1", "x")
     assert sent == [] and count_rows(app) == 0

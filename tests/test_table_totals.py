@@ -80,9 +80,10 @@ def test_each_event_shows_the_row_as_stored_and_the_totals_it_left(app, monkeypa
     from sqlalchemy import event
 
     from webapp.auth import services as auth
+    from webapp.realtime import outbox
 
     sent = []
-    monkeypatch.setattr(services, "broadcast", lambda *args, **kwargs: sent.append(args))
+    monkeypatch.setattr(outbox, "broadcast", lambda *args, **kwargs: sent.append(args))
     with app.app_context():
         user = auth.register("totals_author", "a-long-password-1")
         transactions = []
@@ -103,10 +104,11 @@ def test_each_event_shows_the_row_as_stored_and_the_totals_it_left(app, monkeypa
         stored = {row.id: row.to_dict() for row in db.session.scalars(select(Row))}
     [(added1, data1, html1), (added2, data2, html2), (deleted, data3, html3)] = sent
     assert (added1, added2, deleted) == ("table:row", "table:row", "table:row-deleted")
-    assert data2 == stored[second.id] and data2["user"] == "totals_author"
+    assert data2 == {**stored[second.id], "stream": "table", "seq": 2}
+    assert data2["user"] == "totals_author"
     assert data1["id"] == first.id and data1["sum"] == 3 and data1["user"] is None
     assert '<span data-role="row-count">1</span> row' in html1 and ">3</td>" in html1
     assert '<span data-role="row-count">2</span> rows' in html2 and ">37</td>" in html2
     assert "by totals_author" in html2
-    assert data3 == {"id": first.id}
+    assert data3 == {"id": first.id, "stream": "table", "seq": 3}
     assert '<span data-role="row-count">1</span> row' in html3 and ">34</td>" in html3

@@ -16,7 +16,7 @@ from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
-from .realtime import resync_local_clients
+from .realtime import outbox, resync_local_clients
 from .request_size import BoundedRequest
 from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
 
@@ -70,6 +70,14 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     # A socket that stops reading is dropped once this many packets wait for it.
     backpressure.install(backpressure.queue_limit())
+    # Publishes, from every server worker, the events committed but never published.
+    outbox_relay = outbox.init_app(app)
+
+    def subscribed() -> None:
+        # What was published while this worker was not listening: its clients catch up.
+        resync_local_clients()
+        outbox_relay.resubscribed()
+
     socketio.init_app(
         app,
         # Always passed (None without a queue): the module-level socketio keeps options between
@@ -77,7 +85,8 @@ def register_extensions(app: Flask) -> None:
         client_manager=relay.client_manager(
             app.config["MESSAGE_QUEUE_URL"],
             app.config["SOCKETIO_CHANNEL"],
-            on_subscribed=resync_local_clients,
+            on_subscribed=subscribed,
+            on_received=outbox_relay.received,
         ),
         # Websocket only: no sticky sessions needed behind several workers or hosts.
         transports=["websocket"],
@@ -93,6 +102,7 @@ def register_extensions(app: Flask) -> None:
     packets.close_on_refusal(socketio.server)
     connections.require_connect(socketio.server, app.config["SOCKETIO_CONNECT_TIMEOUT"])
     app.wsgi_app = limit_websocket_messages(app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_SIZE"])
+    outbox.start_with_first_request(app)
     # Outside the Socket.IO middleware, so sockets see the client's address and scheme too.
     hops = {
         name: app.config[f"PROXY_FIX_{name.upper()}"]

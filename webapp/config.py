@@ -106,6 +106,14 @@ class Config:
     CHAT_ROOM_LIST_OTHERS_MAX = 20
     CHAT_ROOM_LIST_ACTIVITY_WINDOW = 1000
     CHAT_ROOMS_PAGE_SIZE = 50
+    # The outbox (webapp/realtime/outbox.py). Events are kept this long for clients that catch
+    # up by number. Every server worker relays an event that was committed but never published
+    # (by the command line without a queue, a killed worker) within about OUTBOX_RELAY_INTERVAL
+    # + OUTBOX_RELAY_GRACE seconds; OUTBOX_RELAY=0 turns that off.
+    OUTBOX_RETENTION_SECONDS = _env_number("OUTBOX_RETENTION_SECONDS", 6 * 3600)
+    OUTBOX_RELAY = _env_flag("OUTBOX_RELAY", True)
+    OUTBOX_RELAY_INTERVAL = _env_number("OUTBOX_RELAY_INTERVAL", 0.5)
+    OUTBOX_RELAY_GRACE = _env_number("OUTBOX_RELAY_GRACE", 0.4)
     # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
     # it is redis://..., else process memory (right for one process only).
     PRESENCE_URL = os.environ.get("PRESENCE_URL") or None
@@ -205,3 +213,5 @@ class TestConfig(Config):
     RATELIMIT_STORAGE_URL = None
     PROXY_FIX_FOR = PROXY_FIX_PROTO = PROXY_FIX_HOST = PROXY_FIX_PORT = PROXY_FIX_PREFIX = 0
     SESSION_COOKIE_SECURE = False
+    # Tests drive the relay by hand (outbox.Relay.tick).
+    OUTBOX_RELAY = False

@@ -10,11 +10,16 @@ were published while they were not listening. The managers here:
 - give up publishing quickly: the change is already committed and clients catch up from the
   database;
 - call ``on_subscribed`` each time the listener is (re)subscribed, so this worker can ask its own
-  clients to catch up from the database on what was published while it was not listening.
+  clients to catch up from the database on what was published while it was not listening;
+- call ``on_received`` with each emit another worker or process published, and note when the
+  listener last had nothing left to read (``caught_up_at``), so the outbox relay knows which
+  events went by and does not take one that is still queued for a lost one
+  (webapp/realtime/outbox.py).
 """
 
 import logging
 import os
+import select
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,15 +35,19 @@ IO_TIMEOUT = 2.0  # seconds a publish may wait for the broker's answer
 
 
 def client_manager(
-    url: str | None, channel: str, on_subscribed: Callable[[], None] | None = None
+    url: str | None,
+    channel: str,
+    on_subscribed: Callable[[], None] | None = None,
+    on_received: Callable[[dict], None] | None = None,
 ) -> socketio.Manager | None:
     """The Socket.IO client manager for ``url``; None without a queue (one process)."""
     if not url:
         return None
+    hooks = {"on_subscribed": on_subscribed, "on_received": on_received}
     if url.startswith(("redis://", "rediss://")):
-        return RedisRelay(url, channel=channel, on_subscribed=on_subscribed)
+        return RedisRelay(url, channel=channel, **hooks)
     if url.startswith(("amqp://", "amqps://")):
-        return AmqpRelay(url, channel=channel, on_subscribed=on_subscribed)
+        return AmqpRelay(url, channel=channel, **hooks)
     raise RuntimeError(
         f"MESSAGE_QUEUE_URL must start with one of {', '.join(SCHEMES)}; got {url.split(':')[0]}:"
     )
@@ -48,6 +57,13 @@ class _Resubscribing:
     """What both relays share: a listener loop that retries and reports each subscription."""
 
     on_subscribed: Callable[[], None] | None = None
+    on_received: Callable[[dict], None] | None = None
+    # Whether the listener is subscribed now (the outbox relay sends nothing while it is not).
+    subscribed = False
+    # time.monotonic() when the listener last had nothing more to read: everything the queue
+    # delivered before then has been handled. A quiet listener notes it every idle_wait s.
+    caught_up_at = 0.0
+    idle_wait = 0.2
     retry_first = 0.5  # first pause before the listener reconnects, doubled up to retry_max
     retry_max = 2.0
     ping_after = 5.0  # a quiet Redis listener pings after this many seconds ...
@@ -55,11 +71,22 @@ class _Resubscribing:
 
     def _subscribed(self) -> None:
         logger.info("message queue listener subscribed to %r", self.channel)
+        self.subscribed = True
+        self.caught_up_at = time.monotonic()
         if self.on_subscribed is not None:
             try:
                 self.on_subscribed()
             except Exception:  # a failing hook must not stop the relay
                 logger.exception("on_subscribed failed")
+
+    def _handle_emit(self, message: dict) -> None:
+        # Called for this worker's own emits too (host_id is ours): those are not received.
+        if self.on_received is not None and message.get("host_id") != self.host_id:
+            try:
+                self.on_received(message)
+            except Exception:  # a failing hook must not stop the delivery
+                logger.exception("on_received failed")
+        super()._handle_emit(message)
 
     def _retrying(self, listen_once: Callable[[], Iterator]) -> Iterator:
         delay = self.retry_first
@@ -68,6 +95,7 @@ class _Resubscribing:
             try:
                 yield from listen_once()
             except Exception as error:  # noqa: BLE001 - any broker or network failure: reconnect
+                self.subscribed = False
                 logger.warning(
                     "message queue listener lost its connection (%s); reconnecting in %.1f s",
                     str(error) or type(error).__name__,
@@ -82,7 +110,14 @@ class _Resubscribing:
 class RedisRelay(_Resubscribing, socketio.RedisManager):
     """Redis pub/sub relay whose listener recovers within seconds of Redis coming back."""
 
-    def __init__(self, url: str, channel: str, on_subscribed=None, write_only: bool = False):
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        on_subscribed=None,
+        on_received=None,
+        write_only: bool = False,
+    ):
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
@@ -100,6 +135,7 @@ class RedisRelay(_Resubscribing, socketio.RedisManager):
             },
         )
         self.on_subscribed = on_subscribed
+        self.on_received = on_received
 
     def _listen_once(self) -> Iterator[dict]:
         import redis
@@ -110,14 +146,18 @@ class RedisRelay(_Resubscribing, socketio.RedisManager):
             pubsub.subscribe(self.channel)
             heard = pinged = time.monotonic()
             while True:
-                message = pubsub.get_message(timeout=1.0)
+                message = pubsub.get_message(timeout=self.idle_wait)
                 now = time.monotonic()
                 if message is not None:
                     heard = now
                     if message["type"] == "subscribe":
                         self._subscribed()
                     yield message
-                elif now - heard > self.dead_after:
+                    if not pubsub.connection.can_read(timeout=0):
+                        self.caught_up_at = time.monotonic()
+                    continue
+                self.caught_up_at = now  # nothing came while it waited
+                if now - heard > self.dead_after:
                     raise ConnectionError(f"no answer from Redis for {self.dead_after:.0f} s")
                 elif now - heard > self.ping_after and now - pinged > self.ping_after:
                     pubsub.ping()  # answered by a "pong" message while the link is alive
@@ -135,7 +175,14 @@ class AmqpRelay(_Resubscribing, socketio.KombuManager):
 
     HEARTBEAT = 10
 
-    def __init__(self, url: str, channel: str, on_subscribed=None, write_only: bool = False):
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        on_subscribed=None,
+        on_received=None,
+        write_only: bool = False,
+    ):
         super().__init__(
             url,
             channel=channel,
@@ -143,6 +190,7 @@ class AmqpRelay(_Resubscribing, socketio.KombuManager):
             connection_options=self.bounded_options(),
         )
         self.on_subscribed = on_subscribed
+        self.on_received = on_received
 
     @staticmethod
     def bounded_options() -> dict:
@@ -186,14 +234,26 @@ class AmqpRelay(_Resubscribing, socketio.KombuManager):
                     connection.heartbeat_check()  # raises when RabbitMQ stopped answering
                     checked = time.monotonic()
                 try:
-                    message = queue.get(block=True, timeout=1.0)
+                    message = queue.get(block=True, timeout=self.idle_wait)
                 except queue.Empty:
+                    self.caught_up_at = time.monotonic()
                     continue
                 message.ack()
                 yield message.payload
+                if not queue.buffer and not _unread_data(connection):
+                    self.caught_up_at = time.monotonic()
 
     def _listen(self):
         return self._retrying(self._listen_once)
+
+
+def _unread_data(connection) -> bool:
+    """Whether the AMQP connection's socket holds data not read yet (True when unknown)."""
+    try:
+        sock = connection.connection.transport.sock
+        return bool(select.select([sock], [], [], 0)[0])
+    except (AttributeError, OSError, ValueError):
+        return True
 
 
 _worker = {"pid": None, "id": None}

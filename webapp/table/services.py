@@ -1,4 +1,5 @@
-"""Table use cases: validate, commit, then broadcast. Routes, events and the CLI call these."""
+"""Table use cases: validate, record the event, commit, then publish it. Routes, events and the
+CLI call these."""
 
 from dataclasses import dataclass
 
@@ -9,11 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from ..client_ids import check_client_id
 from ..errors import NotFound, ValidationError
 from ..extensions import ID_MAX, clamp_id, db
-from ..realtime import broadcast, render_fragment
+from ..realtime import outbox, render_fragment
 from .models import Row, TableTotals
 
 LIMIT = 1_000_000_000
 TOTALS_ID = 1
+STREAM = "table"  # the outbox stream of every change to the table
 MAX_INPUT_LENGTH = 32
 # What a person types or pastes for -12 or +7 besides ASCII: the minus sign U+2212 (the help
 # text itself writes it, and so does typeset text), and the fullwidth forms that CJK input
@@ -151,11 +153,12 @@ def add_row_once(a, b, user=None, client_id=None) -> tuple[Row, bool]:
             raise
         return earlier, False
     new_totals = _adjust_totals(1, row.sum)
-    # Detached, the row keeps those fields through the commit: the event and the answer use
-    # them as they are instead of loading the row again (another transaction on the database).
+    event = record_row_added(row, new_totals)
+    # Detached, the row keeps those fields through the commit: the answer uses them as they
+    # are instead of loading the row again (another transaction on the database).
     db.session.expunge(row)
     db.session.commit()
-    broadcast_row(row, new_totals)
+    outbox.publish(event)
     return row, True
 
 
@@ -178,14 +181,17 @@ def delete_row(row_id: int) -> None:
         db.session.rollback()
         raise NotFound(f"There is no row {row_id}.")
     new_totals = _adjust_totals(-1, -removed)
+    event = outbox.record(
+        STREAM, "table:row-deleted", {"id": row_id}, render_deleted(row_id, new_totals)
+    )
     db.session.commit()
-    broadcast("table:row-deleted", {"id": row_id}, render_deleted(row_id, new_totals))
+    outbox.publish(event)
 
 
-def broadcast_row(row: Row, new_totals: Totals) -> None:
-    """Push an added row, with the totals it left, to every client."""
+def record_row_added(row: Row, new_totals: Totals) -> outbox.StreamEvent:
+    """Record the event of an added row, with the totals it left, before the commit."""
     html = render_fragment("table/_row_added.html", row=row, totals=new_totals)
-    broadcast("table:row", row.to_dict(), html)
+    return outbox.record(STREAM, "table:row", row.to_dict(), html)
 
 
 def render_deleted(row_id: int, new_totals: Totals) -> str:

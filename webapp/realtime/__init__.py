@@ -5,13 +5,17 @@ fields plus ``html``, a fragment rendered once for every receiver (:func:`render
 browsers apply it with one generic out-of-band swap, other clients read the data fields. With a
 message queue configured the emit reaches the clients of every worker and host, also from a
 process that is not a web worker (the CLI).
+
+A stored change (a table row, a chat message) is not broadcast directly: its event is recorded
+in the change's own transaction and published after the commit by :mod:`.outbox`, whose relay
+publishes whatever was committed but never published.
 """
 
 from typing import Any
 
 from flask import current_app, render_template
 
-from .extensions import socketio
+from ..extensions import socketio
 
 
 def render_fragment(template: str, **context: Any) -> str:
