@@ -82,6 +82,8 @@ def make_app(url: str):
         MESSAGE_QUEUE_URL = PRESENCE_URL = RATELIMIT_STORAGE_URL = None
         RATELIMIT_ENABLED = False
         WTF_CSRF_ENABLED = False
+        # The outbox relay keeps a connection of its own: the pool of one is the requests'.
+        OUTBOX_RELAY = False
 
     return create_app(Settings)
 
