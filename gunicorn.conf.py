@@ -134,7 +134,7 @@ class WebSocketWorker(GeventWebSocketWorker):
         super().load_wsgi()
         from webapp.connections import guard_handler
 
-        self.wsgi_handler = guard_handler(self.wsgi_handler, self.wsgi.config)
+        self.wsgi_handler = guard_handler(self.wsgi_handler, getattr(self.wsgi, "config", {}))
 
 
 def _int(name: str, default: int) -> int:

@@ -66,7 +66,13 @@ def forwarded_address(environ: dict, hops: int) -> str | None:
 
 def guard_handler(handler_class: type, config) -> type:
     """``handler_class`` (gevent's pywsgi handler, as gunicorn's worker uses it) with the
-    timeouts and the per-address cap of ``config`` (the app's settings)."""
+    timeouts and the per-address cap of ``config`` (the app's settings).
+
+    Another WSGI app under the same gunicorn settings (the benchmark's bare Flask-SocketIO
+    reference) has none of these settings and is served as it is.
+    """
+    if "CONNECTION_IDLE_TIMEOUT" not in config:
+        return handler_class
     for name in ("CONNECTION_IDLE_TIMEOUT", "REQUEST_READ_TIMEOUT", "MAX_CONNECTIONS_PER_IP"):
         if config[name] < 0:
             raise RuntimeError(f"{name} must be 0 (off) or more.")
