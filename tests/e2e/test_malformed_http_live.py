@@ -47,9 +47,11 @@ def status_of(answer: bytes) -> int | None:
 
 
 def log_lines(server) -> list[str]:
-    """The server's log, without the start-up health checks (a slow one may log late)."""
+    """The server's log of raw requests: without the start-up health checks and the requests
+    other tests made with ``requests`` (a slow one may log late)."""
     lines = server.log_path.read_text(errors="replace").splitlines()
-    return [line for line in lines if '"GET /healthz HTTP/1.1" 200' not in line]
+    late = ('"GET /healthz HTTP/1.1" 200', '"python-requests/')
+    return [line for line in lines if not any(mark in line for mark in late)]
 
 
 def lines_after(server, before: int) -> list[str]:
