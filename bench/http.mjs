@@ -17,7 +17,19 @@ export function httpClient(BASE) {
   const newAgent = () => new http.Agent({ keepAlive: true, maxSockets: 64 });
   let agent = newAgent();
 
-  function request(method, path, { headers = {}, body, agentOverride } = {}) {
+  // A keep-alive connection the server closed as idle (CONNECTION_IDLE_TIMEOUT) just as a
+  // request went out on it fails with ECONNRESET before the server read anything: sent again
+  // on a new connection, as browsers do (Node's http docs recommend the same).
+  async function request(method, path, options = {}) {
+    try {
+      return await requestOnce(method, path, options);
+    } catch (error) {
+      if (!error.reusedSocket || error.code !== "ECONNRESET") throw error;
+      return requestOnce(method, path, options);
+    }
+  }
+
+  function requestOnce(method, path, { headers = {}, body, agentOverride } = {}) {
     return new Promise((resolve, reject) => {
       const req = http.request(
         { host: base.hostname, port: base.port, method, path, headers, agent: agentOverride || agent },
@@ -31,7 +43,10 @@ export function httpClient(BASE) {
         },
       );
       req.setTimeout(30000, () => req.destroy(new Error(`${method} ${path} timed out`)));
-      req.on("error", reject);
+      req.on("error", (error) => {
+        error.reusedSocket = req.reusedSocket;
+        reject(error);
+      });
       if (body) req.write(body);
       req.end();
     });
