@@ -128,11 +128,11 @@ class WebSocketWorker(GeventWebSocketWorker):
         """Load the app, then guard the handler with its connection settings.
 
         Idle and half-sent connections are closed and open connections per address capped
-        (webapp/connections.py). Imported here, in the worker after gevent's monkey patch,
+        (webapp/realtime/connections/guard.py). Imported here, in the worker after gevent's monkey patch,
         like the app itself: the master never imports the app.
         """
         super().load_wsgi()
-        from webapp.connections import guard_handler
+        from webapp.realtime.connections.guard import guard_handler
 
         self.wsgi_handler = guard_handler(self.wsgi_handler, getattr(self.wsgi, "config", {}))
 

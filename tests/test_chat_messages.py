@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from webapp.chat import services, text
 from webapp.chat.models import EDIT_WINDOW, Message
-from webapp.chat.presence import MemoryPresence
 from webapp.extensions import db
+from webapp.realtime.presence import MemoryPresence
 
-from .test_chat_presence import Clock, redis_stores  # noqa: F401  (a fixture)
+from .test_realtime_presence import Clock, redis_stores  # noqa: F401  (a fixture)
 
 JSON = {"Accept": "application/json"}
 ARTICLE = re.compile(r'<article id="message-(\d+)".*?</article>', re.DOTALL)

@@ -4,7 +4,7 @@ database refuses connections; working chat pages and writes when the presence Re
 import flask_migrate
 import pytest
 
-from webapp import backpressure, create_app
+from webapp import config, create_app
 from webapp.errors import DATABASE_DOWN
 
 from .conftest import Account, make_config
@@ -83,13 +83,13 @@ def test_a_refused_database_answers_503_with_a_readable_message(
 
 def test_the_send_queue_bound_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("SOCKET_SEND_QUEUE_MAX", raising=False)
-    assert backpressure.queue_limit() == backpressure.DEFAULT_MAX
+    assert config._env_count("SOCKET_SEND_QUEUE_MAX", 1000) == 1000
     monkeypatch.setenv("SOCKET_SEND_QUEUE_MAX", "0")
-    assert backpressure.queue_limit() == 0
+    assert config._env_count("SOCKET_SEND_QUEUE_MAX", 1000) == 0
     for bad in ("many", "-1"):
         monkeypatch.setenv("SOCKET_SEND_QUEUE_MAX", bad)
         with pytest.raises(RuntimeError, match="SOCKET_SEND_QUEUE_MAX"):
-            backpressure.queue_limit()
+            config._env_count("SOCKET_SEND_QUEUE_MAX", 1000)
 
 
 def test_socket_events_answer_when_the_user_cannot_be_loaded(app, accounts, monkeypatch):

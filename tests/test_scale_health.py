@@ -9,8 +9,10 @@ import time
 
 import pytest
 
-from webapp import create_app, relay
+from webapp import create_app
 from webapp.health import check_queue
+from webapp.realtime.connections.worker import worker_id
+from webapp.realtime.transport import relay
 
 from .conftest import make_config
 
@@ -53,13 +55,13 @@ def test_healthz_answers_503_when_the_database_is_gone(tmp_path):
 
 def test_every_response_names_its_worker(client):
     first, second = client.get("/healthz"), client.get("/")
-    assert first.headers["X-Worker"] == second.headers["X-Worker"] == relay.worker_id()
-    assert len(relay.worker_id()) == 12
+    assert first.headers["X-Worker"] == second.headers["X-Worker"] == worker_id()
+    assert len(worker_id()) == 12
 
 
 def test_a_socket_can_ask_which_worker_serves_it(socket_client):
     ack = socket_client().emit("server:worker", {}, callback=True)
-    assert ack == {"ok": True, "worker": relay.worker_id()}
+    assert ack == {"ok": True, "worker": worker_id()}
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,16 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import BadHost, HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import backpressure, connections, dbpool, errors, packets, ratelimits, relay
+from . import dbpool, errors, ratelimits
 from .clock import display_time, iso_utc
 from .config import INSTANCE, ROOT, Config
 from .extensions import csrf, db, login_manager, migrate, socketio
 from .htmx import is_htmx, wants_json
-from .realtime import outbox, resync_local_clients
+from .realtime import outbox, presence, resync_local_clients
+from .realtime.connections import closing
+from .realtime.transport import frame_limit, packets, relay, send_queue
 from .request_size import BoundedRequest
-from .security import check_socket_origins, limit_websocket_messages, socket_origin_check
+from .security import check_socket_origins, socket_origin_check
 
 
 def create_app(config_class: type = Config) -> Flask:
@@ -59,6 +61,7 @@ def register_extensions(app: Flask) -> None:
     # Socket handlers registered once a Socket.IO server exists land on that server only, and
     # every later app gets a new one: import every module with handlers before the first.
     from . import auth, chat, health, table  # noqa: F401
+    from .realtime.connections import sockets  # noqa: F401
 
     INSTANCE.mkdir(exist_ok=True)
     db.init_app(app)
@@ -68,8 +71,10 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    # Who is connected, shared by every worker (webapp/realtime/presence).
+    presence.init_app(app)
     # A socket that stops reading is dropped once this many packets wait for it.
-    backpressure.install(backpressure.queue_limit())
+    send_queue.install(app.config["SOCKET_SEND_QUEUE_MAX"])
     # Publishes, from every server worker, the events committed but never published.
     outbox_relay = outbox.init_app(app)
 
@@ -81,7 +86,7 @@ def register_extensions(app: Flask) -> None:
     socketio.init_app(
         app,
         # Always passed (None without a queue): the module-level socketio keeps options between
-        # apps, and the relay's listener recovers by itself (webapp/relay.py).
+        # apps, and the relay's listener recovers by itself (webapp/realtime/transport/relay.py).
         client_manager=relay.client_manager(
             app.config["MESSAGE_QUEUE_URL"],
             app.config["SOCKETIO_CHANNEL"],
@@ -90,7 +95,7 @@ def register_extensions(app: Flask) -> None:
         ),
         # Websocket only: no sticky sessions needed behind several workers or hosts.
         transports=["websocket"],
-        # A malformed packet ends that client's session instead of raising (webapp/packets.py).
+        # A malformed packet ends that client's session instead of raising (transport/packets.py).
         serializer=packets.CheckedPacket,
         # The page's own origin always; SOCKETIO_ALLOWED_ORIGINS adds to it.
         cors_allowed_origins=socket_origin_check(app.config["SOCKETIO_ALLOWED_ORIGINS"]),
@@ -100,8 +105,10 @@ def register_extensions(app: Flask) -> None:
     # A client whose packet is refused has its connection closed (it reconnects and catches
     # up), and so has a connection that does not complete its Socket.IO CONNECT in time.
     packets.close_on_refusal(socketio.server)
-    connections.require_connect(socketio.server, app.config["SOCKETIO_CONNECT_TIMEOUT"])
-    app.wsgi_app = limit_websocket_messages(app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_SIZE"])
+    closing.require_connect(socketio.server, app.config["SOCKETIO_CONNECT_TIMEOUT"])
+    app.wsgi_app = frame_limit.limit_websocket_messages(
+        app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_SIZE"]
+    )
     outbox.start_with_first_request(app)
     # Outside the Socket.IO middleware, so sockets see the client's address and scheme too.
     hops = {

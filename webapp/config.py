@@ -9,6 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 # URLs of a Redis server (TCP, TLS, or a local socket): presence, rate limits, health checks.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# URLs of a message queue that relays events between workers (webapp/realtime/transport/relay.py).
+QUEUE_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
 
 
 def _secret_key() -> str | None:
@@ -39,6 +41,20 @@ def _env_number(name: str, default: float) -> float:
         return float(value)
     except ValueError:
         raise RuntimeError(f"{name}={value!r} is not a number.") from None
+
+
+def _env_count(name: str, default: int) -> int:
+    """A whole number of 0 or more from the environment."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        count = int(value)
+    except ValueError:
+        raise RuntimeError(f"{name}={value!r} is not a whole number.") from None
+    if count < 0:
+        raise RuntimeError(f"{name} must be 0 (off) or more.")
+    return count
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -98,6 +114,8 @@ class Config:
     SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE", False)
     TABLE_PAGE_SIZE = 50
     TABLE_CATCHUP_MAX = 1000
+    CHAT_PAGE_SIZE = 50
+    CHAT_CATCHUP_MAX = 1000
     # A chat page lists general, the viewer's rooms (up to this many) and up to this many
     # others, the most active among the rooms of the newest messages (this many of them) first;
     # "All rooms" lists every room, a page of this many at a time. So a page stays the same
@@ -115,8 +133,16 @@ class Config:
     OUTBOX_RELAY_INTERVAL = _env_number("OUTBOX_RELAY_INTERVAL", 0.5)
     OUTBOX_RELAY_GRACE = _env_number("OUTBOX_RELAY_GRACE", 0.4)
     # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
-    # it is redis://..., else process memory (right for one process only).
+    # it is redis://..., else process memory (right for one process only). See presence_url().
     PRESENCE_URL = os.environ.get("PRESENCE_URL") or None
+    # Its keys start with this (default: "<SOCKETIO_CHANNEL>:presence:").
+    PRESENCE_KEY_PREFIX = os.environ.get("PRESENCE_KEY_PREFIX") or None
+    # Each worker refreshes its heartbeat this often; a worker silent for PRESENCE_TTL_SECONDS
+    # is dead and its users' connections are dropped by any other worker's reaper.
+    PRESENCE_HEARTBEAT_SECONDS = _env_number("PRESENCE_HEARTBEAT_SECONDS", 5.0)
+    PRESENCE_TTL_SECONDS = _env_number("PRESENCE_TTL_SECONDS", 15.0)
+    # The heartbeat and reaper run in the background (tests drive them by hand).
+    PRESENCE_BACKGROUND = True
     # Behind a reverse proxy: how many proxies set each X-Forwarded-* header (ProxyFix). Off
     # (0) by default, because without a proxy in front anyone could send these headers. With
     # one nginx in front: PROXY_FIX_HOPS=1 (For, Proto, Host and Port; PROXY_FIX_FOR and so on
@@ -132,6 +158,10 @@ class Config:
     MAX_CONTENT_LENGTH = int(_env_number("MAX_CONTENT_LENGTH", 64 * 1024))
     # Largest Socket.IO message; a client that sends a bigger one is disconnected (only it).
     SOCKETIO_MAX_MESSAGE_SIZE = int(_env_number("SOCKETIO_MAX_MESSAGE_SIZE", 64 * 1024))
+    # Packets waiting for one socket: a socket that stopped reading is dropped beyond this
+    # (webapp/realtime/transport/send_queue.py); a healthy socket drains a burst of a thousand
+    # events in milliseconds. 0: no bound.
+    SOCKET_SEND_QUEUE_MAX = _env_count("SOCKET_SEND_QUEUE_MAX", 1000)
     # Rate limits (webapp/ratelimits.py), in the limits library's notation: "N per minute",
     # several separated by ";". Counted in RATELIMIT_STORAGE_URL (default: PRESENCE_URL or
     # MESSAGE_QUEUE_URL when it is redis://..., else process memory). RATELIMIT_ENABLED=0 turns
@@ -139,6 +169,8 @@ class Config:
     RATELIMIT_ENABLED = _env_flag("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URL = os.environ.get("RATELIMIT_STORAGE_URL") or None
     RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "moving-window")
+    # Its keys start with this (default: SOCKETIO_CHANNEL).
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX") or None
     # Every login attempt from one address.
     RATELIMIT_LOGIN_PER_IP = os.environ.get("RATELIMIT_LOGIN_PER_IP", "20 per minute; 200 per hour")
     # Failed logins for one username, from anywhere (a password guessed from many addresses),
@@ -194,6 +226,23 @@ class Config:
     CONTENT_SECURITY_POLICY = os.environ.get("CONTENT_SECURITY_POLICY")
 
 
+def presence_url(config) -> str | None:
+    """The Redis of presence: PRESENCE_URL, else MESSAGE_QUEUE_URL when it is Redis; None:
+    process memory. A PRESENCE_URL that is not Redis stops the app."""
+    configured = config["PRESENCE_URL"]
+    if configured and not configured.startswith(REDIS_SCHEMES):
+        raise RuntimeError(
+            f"PRESENCE_URL must be a redis:// URL (got {configured.split(':', 1)[0]}://...): "
+            "presence is kept in Redis or, without PRESENCE_URL, in process memory."
+        )
+    url = configured or config["MESSAGE_QUEUE_URL"] or ""
+    return url if url.startswith(REDIS_SCHEMES) else None
+
+
+def presence_key_prefix(config) -> str:
+    return config["PRESENCE_KEY_PREFIX"] or f"{config['SOCKETIO_CHANNEL']}:presence:"
+
+
 class DevConfig(Config):
     DEBUG = True
     SECRET_KEY = Config.SECRET_KEY or "dev-only-not-secret"
@@ -213,5 +262,6 @@ class TestConfig(Config):
     RATELIMIT_STORAGE_URL = None
     PROXY_FIX_FOR = PROXY_FIX_PROTO = PROXY_FIX_HOST = PROXY_FIX_PORT = PROXY_FIX_PREFIX = 0
     SESSION_COOKIE_SECURE = False
-    # Tests drive the relay by hand (outbox.Relay.tick).
+    # Tests drive the relay by hand (outbox.Relay.tick), and presence's heartbeat and reaper.
     OUTBOX_RELAY = False
+    PRESENCE_BACKGROUND = False

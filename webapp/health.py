@@ -5,7 +5,7 @@ from sqlalchemy import text
 
 from .config import REDIS_SCHEMES
 from .extensions import db, socketio
-from .relay import worker_id
+from .realtime.connections.worker import worker_id
 
 bp = Blueprint("health", __name__)
 

@@ -265,6 +265,12 @@ class RateLimits:
         return None
 
 
+def hit(setting: str, key: str) -> int | None:
+    """Count one event of ``key`` (an address) against ``setting``: None when allowed, else the
+    seconds until it would be."""
+    return current_app.extensions["rate_limits"].hit(setting, key)
+
+
 def limit_user(setting: str, user) -> None:
     """Count one action of ``user`` against ``setting`` (a socket event); TooMany over it."""
     current_app.extensions["rate_limits"].check(setting, f"account:{user.id}")

@@ -135,7 +135,7 @@ def test_reconnect_catch_up_equals_a_fresh_load(live_server):
 
 def test_users_of_a_dead_worker_go_offline(tmp_path):
     """Presence in Redis: a worker that stops beating is reaped by a live one within 60 s."""
-    from webapp.chat.presence import Connection, RedisPresence
+    from webapp.realtime.presence import Connection, RedisPresence
 
     redis_url = require("TEST_REDIS_URL")
     channel = unique_channel()

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tests.services import unique_channel
-from webapp.relay import RedisRelay
+from webapp.realtime.transport.relay import RedisRelay
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import ValidationError
-from ..extensions import db, socketio
+from ..extensions import db
+from ..realtime.connections.closing import close_user_sockets
 from .models import User
 
 log = logging.getLogger(__name__)
@@ -103,16 +104,10 @@ def end_sessions(user: User) -> None:
     counts as logged in anywhere. Then the user's open sockets are closed, so that their pages
     notice at once (they reload and show the user logged out): the presence store lists every
     socket with the worker that holds it, and python-socketio's message queue takes the
-    disconnect to that worker.
+    disconnect to that worker (webapp/realtime/connections/closing.py).
     """
     db.session.execute(
         update(User).where(User.id == user.id).values(session_epoch=User.session_epoch + 1)
     )
     db.session.commit()
-    try:
-        sockets = current_app.extensions["presence"].connections(user.id)
-    except Exception:  # the presence store is down: the epoch alone logs the sockets out
-        log.exception("could not list the sockets of a user who logged out")
-        return
-    for connection in sockets:
-        socketio.server.disconnect(connection.sid, namespace="/")
+    close_user_sockets(user.id)

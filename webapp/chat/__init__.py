@@ -2,11 +2,9 @@
 
 from flask import Blueprint
 
-from . import presence
 from .text import message_html
 
 bp = Blueprint("chat", __name__)
-bp.record_once(lambda state: presence.init_app(state.app))
 bp.add_app_template_filter(message_html, "message_html")
 
 from . import events, routes  # noqa: F401  (they register on bp and socketio)

@@ -1,27 +1,28 @@
-"""Socket.IO events of the chat, and the one connect/disconnect handler of the app.
+"""Socket.IO events of the chat.
 
-Anonymous sockets may connect (they watch the table); every chat event needs a login, checked
-here in each handler because ``login_required`` does not run for socket events. The login is
-the one in the session the socket saw when it connected.
+Every chat event needs a login, checked here in each handler because ``login_required`` does
+not run for socket events. The login is the one in the session the socket saw when it
+connected. Opening and closing sockets is the app's, not the chat's
+(webapp/realtime/connections/sockets.py).
 """
 
 import functools
 import logging
 
-from flask import current_app, request
+from flask import request
 from flask_login import current_user
-from flask_socketio import ConnectionRefusedError, join_room, leave_room
+from flask_socketio import join_room, leave_room
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db, socketio
-from ..ratelimits import client_address, limit_user
+from ..ratelimits import limit_user
+from ..realtime import presence
 from . import services
 
 log = logging.getLogger(__name__)
 
 LOGIN_NEEDED = "Log in to chat."
 NOT_AN_OBJECT = "Send a JSON object with the event's fields."
-SERVER_BUSY_WAIT = 5  # seconds a refused socket waits before it tries again
 
 
 def chat_event(name: str):
@@ -58,47 +59,6 @@ def chat_event(name: str):
         return socketio.on(name)(handler)
 
     return register
-
-
-@socketio.on("connect")
-def on_connect(*auth):
-    """Sent by every browser tab and client when its socket opens; anonymous ones only watch.
-
-    Its optional auth data ``{"status": "away"}`` says the tab opened hidden or idle.
-    """
-    wait = current_app.extensions["rate_limits"].hit(
-        "RATELIMIT_SOCKET_CONNECTS_PER_IP", client_address()
-    )
-    if wait is not None:
-        plural = "s" if wait != 1 else ""
-        raise ConnectionRefusedError(
-            f"Too many connections from your address. Try again in {wait} second{plural}."
-        )
-    try:
-        logged_in = current_user.is_authenticated
-    except Exception:  # the database cannot load the user: refuse, the page retries
-        db.session.rollback()
-        log.exception("loading the user of a new socket failed")
-        raise ConnectionRefusedError(
-            f"The server is busy. Try again in {SERVER_BUSY_WAIT} seconds."
-        ) from None
-    if logged_in:
-        try:
-            user = current_user._get_current_object()
-            services.connected(request.sid, user, auth[0] if auth else None)
-        except Exception:  # the presence store is down: the socket still works
-            db.session.rollback()
-            log.exception("presence on connect failed")
-
-
-@socketio.on("disconnect")
-def on_disconnect(*_reason):
-    """Sent (by the server itself) when a socket closes or stops answering pings."""
-    try:
-        services.disconnected(request.sid)
-    except Exception:
-        db.session.rollback()
-        log.exception("presence on disconnect failed")
 
 
 @chat_event("chat:join")
@@ -159,5 +119,5 @@ def on_typing(user, data):
 def on_presence(user, data):
     """Sent by a tab when it is hidden, idle or back, or (``chosen``) when the user picks one."""
     limit_user("RATELIMIT_PRESENCE_PER_USER", user)
-    status = services.set_status(request.sid, user, data.get("status"), data.get("chosen", False))
+    status = presence.set_status(request.sid, user, data.get("status"), data.get("chosen", False))
     return {"status": status}

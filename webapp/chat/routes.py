@@ -10,6 +10,7 @@ from ..clock import utcnow
 from ..errors import NotFound, ValidationError
 from ..htmx import int_arg, is_htmx, render, wants_json
 from ..ratelimits import counted_if_done
+from ..realtime import presence
 from . import bp, services
 
 PAGE_MAX = 200
@@ -42,7 +43,7 @@ def _room_context(room, **context) -> dict:
         "last_id": services.last_message_id(room),
         "oldest_id": messages[0].id if messages else 0,
         "has_older": len(messages) == current_app.config["CHAT_PAGE_SIZE"],
-        "appear_away": services.appears_away(_user()),
+        "appear_away": presence.appears_away(_user()),
         # The server's clock, so that the page hides Edit when the server stops allowing it.
         "now": utcnow(),
         **context,

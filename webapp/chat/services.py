@@ -1,4 +1,9 @@
-"""Chat use cases: validate, commit, then broadcast. Routes, socket events and the reaper call these."""
+"""Chat use cases: validate, commit, then broadcast. Routes, socket events and the reaper call these.
+
+Presence itself lives in webapp/realtime/presence; the chat plugs into it with two hooks:
+``announce_presence`` (a user's status changed: tell the rooms they are members of) and
+``read_when_hidden`` (a tab stopped showing its room: what it showed counts as read).
+"""
 
 import math
 import unicodedata
@@ -13,8 +18,7 @@ from ..client_ids import check_client_id
 from ..clock import iso_utc, utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import ID_MAX, clamp_id, db
-from ..realtime import broadcast, notify, render_fragment, resync_everyone
-from . import presence
+from ..realtime import broadcast, presence, render_fragment
 from .models import Member, Message, Room
 from .text import LONGEST, Unrenderable
 from .text import render as render_body
@@ -37,14 +41,6 @@ class SlowDown(ValidationError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def store() -> presence.PresenceStore:
-    return current_app.extensions["presence"]
-
-
-def _store_down(what: str, error: Exception) -> None:
-    current_app.logger.warning("presence store unavailable (%s): %s", what, error)
 
 
 def channel(room: Room) -> str:
@@ -255,11 +251,6 @@ def mark_read(user: User | int, room: Room | str) -> Member | None:
     return member
 
 
-def _showed(connection: presence.Connection | None) -> bool:
-    """A socket whose page shows a room to someone looking at it (tab shown and used)."""
-    return bool(connection and connection.room and connection.status == presence.ONLINE)
-
-
 def read_what_is_shown(user: User) -> None:
     """The rooms ``user``'s tabs show right now count as read (called before counting unread).
 
@@ -272,9 +263,9 @@ def read_what_is_shown(user: User) -> None:
     Messages that reach a hidden or idle tab stay unread until the tab is looked at again.
     """
     try:
-        shown = {c.room for c in store().connections(user.id) if _showed(c)}
+        shown = {c.room for c in presence.store().connections(user.id) if presence.showed(c)}
     except presence.STORE_ERRORS as error:
-        _store_down("read marks", error)
+        presence.store_down("read marks", error)
         return
     for room in sorted(shown):
         mark_read(user, room)
@@ -285,10 +276,10 @@ def members(room: Room) -> list[tuple[User, str]]:
     query = select(Member).where(Member.room_id == room.id)
     users = sorted((m.user for m in db.session.scalars(query)), key=lambda u: u.username_key)
     try:
-        statuses = store().statuses([u.id for u in users])
+        statuses = presence.store().statuses([u.id for u in users])
     except presence.STORE_ERRORS as error:
         # The page still renders; its live member list catches up once the store is back.
-        _store_down("member list", error)
+        presence.store_down("member list", error)
         return [(u, presence.UNKNOWN) for u in users]
     return [(u, statuses.get(u.id, presence.OFFLINE)) for u in users]
 
@@ -342,10 +333,10 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         if earlier is not None:
             return earlier, False
     try:
-        allowed = store().allow(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW)
+        allowed = presence.store().allow(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW)
     except presence.STORE_ERRORS as error:
         # Without the store flood control cannot count: store the message rather than lose it.
-        _store_down("flood control", error)
+        presence.store_down("flood control", error)
         allowed = True
     if not allowed:
         wait = _flood_wait(user)
@@ -384,9 +375,9 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
 def _flood_wait(user: User) -> int:
     """Whole seconds until flood control lets ``user`` post again (the whole window if unknown)."""
     try:
-        wait = store().retry_after(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW)
+        wait = presence.store().retry_after(f"send:{user.id}", FLOOD_LIMIT, FLOOD_WINDOW)
     except presence.STORE_ERRORS as error:
-        _store_down("flood control", error)
+        presence.store_down("flood control", error)
         wait = FLOOD_WINDOW
     return max(1, math.ceil(wait))
 
@@ -442,7 +433,7 @@ def delete_message(user: User, message_id) -> None:
 
 def typing(user: User, room: Room) -> bool:
     """Tell the room that ``user`` is typing; at most once a second per user and room."""
-    if not store().throttle(f"typing:{user.id}:{room.id}", TYPING_INTERVAL):
+    if not presence.store().throttle(f"typing:{user.id}:{room.id}", TYPING_INTERVAL):
         return False
     html = render_fragment("chat/_typing.html", room=room, user=user)
     broadcast("chat:typing", {"room": room.name, "user": user.username}, html, to=channel(room))
@@ -452,71 +443,10 @@ def typing(user: User, room: Room) -> bool:
 # Presence ---------------------------------------------------------------------------------
 
 
-def connected(sid: str, user: User, auth=None) -> None:
-    """A logged-in socket opened; its auth data ``{"status": "away"}`` says its tab is hidden."""
-    status = auth.get("status") if isinstance(auth, dict) else None
-    status = status if status in presence.TAB_STATUSES else presence.ONLINE
-    connection = presence.Connection(sid, user.id, user.username, store().worker_id, status)
-    try:
-        presence.start_worker(current_app._get_current_object(), store(), beat_and_reap)
-    finally:
-        # Even when the store is down: this worker then remembers the socket, and its
-        # heartbeat writes it once the store is back.
-        store().add(connection)
-    others = [c for c in store().connections(user.id) if c.sid != sid]
-    chosen = store().chosen(user.id)
-    if presence.user_status(others, chosen) != presence.user_status([*others, connection], chosen):
-        announce_presence({user.id})
-
-
-def disconnected(sid: str) -> None:
-    """A socket closed: what it showed is read, and its user may now be Away or Offline."""
-    # Removed first: a socket that closed while the store was down must not be written back.
-    connection = store().remove(sid)
-    if connection is None:
-        return
-    if _showed(connection):
-        mark_read(connection.user_id, connection.room)
-    others = store().connections(connection.user_id)
-    chosen = store().chosen(connection.user_id)
-    if presence.user_status(others, chosen) != presence.user_status([*others, connection], chosen):
-        announce_presence({connection.user_id})
-
-
-def set_status(sid: str, user: User, status, chosen=False) -> str:
-    """A tab is shown and used (online) or hidden or idle (away); returns the user's status.
-
-    ``chosen``: the user picked the status for their account ("Appear away"): it holds in every
-    tab and browser until they pick again, and each of their pages' switches follows it.
-    """
-    if status not in presence.TAB_STATUSES:
-        raise ValidationError("'status' must be 'online' or 'away'.")
-    if not isinstance(chosen, bool):
-        raise ValidationError("'chosen' must be true or false.")
-    before = store().status(user.id)
-    if chosen:
-        store().choose(user.id, status)
-        for connection in store().connections(user.id):
-            notify("presence:chosen", {"status": status}, to=connection.sid)
-    else:
-        shown = store().update(sid, status=status)
-        if shown is None:
-            store().add(presence.Connection(sid, user.id, user.username, store().worker_id, status))
-        elif status == presence.AWAY and _showed(shown):
-            mark_read(user, shown.room)  # hidden or idle now: what it showed until now is read
-    after = store().status(user.id)
-    if after != before:
-        announce_presence({user.id})
-    return after
-
-
-def appears_away(user: User) -> bool:
-    """Whether ``user`` chose to appear away (False while the store cannot say)."""
-    try:
-        return store().chosen(user.id) == presence.AWAY
-    except presence.STORE_ERRORS as error:
-        _store_down("chosen status", error)
-        return False
+@presence.on_stop_showing
+def read_when_hidden(connection: presence.Connection) -> None:
+    """A tab stopped showing its room (hidden, idle, closed): what it showed is read."""
+    mark_read(connection.user_id, connection.room)
 
 
 def enter_room(sid: str, user: User, room: Room) -> str | None:
@@ -525,14 +455,14 @@ def enter_room(sid: str, user: User, room: Room) -> str | None:
     What the socket showed of the room it left counts as read.
     """
     try:
-        before = store().update(sid, room=room.name_key)
+        before = presence.store().update(sid, room=room.name_key)
     except presence.STORE_ERRORS as error:
         # The socket still joins the room and gets its events; only the bookkeeping is missed.
-        _store_down("enter room", error)
+        presence.store_down("enter room", error)
         return None
     previous = before.room if before else None
     if previous and previous != room.name_key:
-        if _showed(before):
+        if presence.showed(before):
             mark_read(user, previous)
         return previous
     return None
@@ -541,36 +471,24 @@ def enter_room(sid: str, user: User, room: Room) -> str | None:
 def leave_room(sid: str, user: User, room: Room) -> None:
     """This socket stops showing ``room``; what it showed counts as read."""
     try:
-        connection = store().get(sid)
+        connection = presence.store().get(sid)
         if connection and connection.room == room.name_key:
-            store().update(sid, room=None)
+            presence.store().update(sid, room=None)
     except presence.STORE_ERRORS as error:
-        _store_down("leave room", error)
+        presence.store_down("leave room", error)
         return
-    if _showed(connection) and connection.room == room.name_key:
+    if presence.showed(connection) and connection.room == room.name_key:
         mark_read(user, room)
 
 
-def beat_and_reap(changed: set[int] = frozenset()) -> set[int]:
-    """This worker is alive; entries of dead workers go, and their users' new status is told."""
-    changed = set(changed)
-    changed |= store().heartbeat(current_app.config["PRESENCE_TTL_SECONDS"])
-    changed |= store().reap()
-    if store().reaped:
-        # A worker died: what it stored just before may never have been relayed to the others.
-        resync_everyone("worker")
-    if changed:
-        announce_presence(changed)
-    return changed
-
-
+@presence.on_change
 def announce_presence(user_ids: set[int], rooms: list[Room] | None = None) -> None:
     """Send each user's current status to the rooms they are members of (or to ``rooms``)."""
     try:
-        statuses = store().statuses(user_ids)
+        statuses = presence.store().statuses(user_ids)
     except presence.STORE_ERRORS as error:
         # Nothing to announce that is known; the heartbeat announces changes once it is back.
-        _store_down("announcement", error)
+        presence.store_down("announcement", error)
         return
     for user_id in user_ids:
         user = db.session.get(User, user_id)

@@ -1,4 +1,5 @@
-"""The presence store (memory and Redis backends) and the reaper that expires dead workers."""
+"""webapp/realtime/presence: the store (memory and Redis backends, one status rule), the reaper
+that expires dead workers, and the chat's hooks."""
 
 import contextlib
 import time
@@ -10,9 +11,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from webapp.auth import services as auth_services
-from webapp.chat import presence, services
-from webapp.chat.presence import AWAY, OFFLINE, ONLINE, Connection, MemoryPresence, RedisPresence
+from webapp.chat import services
 from webapp.extensions import socketio
+from webapp.realtime import presence
+from webapp.realtime.presence import (
+    AWAY,
+    OFFLINE,
+    ONLINE,
+    Connection,
+    MemoryPresence,
+    RedisPresence,
+)
 
 from .e2e.server import free_port
 from .services import require
@@ -91,6 +100,37 @@ def test_status_follows_the_tabs(two_workers):
     assert store.update("a2", status=ONLINE) is None
 
 
+def test_the_status_rule():
+    """Online > away > offline, and a chosen away beats an online tab."""
+    assert presence.user_status([]) == OFFLINE
+    assert presence.user_status([], AWAY) == OFFLINE
+    assert presence.user_status([AWAY]) == AWAY
+    assert presence.user_status([AWAY, ONLINE]) == ONLINE
+    assert presence.user_status([AWAY, ONLINE], AWAY) == AWAY
+    assert presence.user_status([ONLINE], ONLINE) == ONLINE
+
+
+TAB_SETS = [(), (ONLINE,), (AWAY,), (ONLINE, AWAY), (AWAY, AWAY), (ONLINE, ONLINE)]
+
+
+def test_both_backends_answer_by_the_one_rule(two_workers):
+    """Every combination of tabs (on two workers) and chosen status: the store's answer, one
+    user at a time and many at once (Redis: the statuses.lua script), is user_status's."""
+    store, other, _ = two_workers
+    expected = {}
+    for user_id, (tabs, chosen) in enumerate(
+        ((tabs, chosen) for tabs in TAB_SETS for chosen in (None, AWAY)), start=1
+    ):
+        for n, status in enumerate(tabs):
+            connect((store, other)[n % 2], f"u{user_id}-{n}", user_id, status)
+        if chosen:
+            store.choose(user_id, chosen)
+        expected[user_id] = presence.user_status(tabs, chosen)
+    assert store.statuses(expected) == expected
+    assert other.statuses(expected) == expected
+    assert {user_id: store.status(user_id) for user_id in expected} == expected
+
+
 def test_entry_has_user_worker_and_last_seen(two_workers):
     store, _, _ = two_workers
     before = time.time()
@@ -156,7 +196,12 @@ def test_redis_worker_restores_its_entries_after_being_reaped_while_slow(redis_s
 def test_store_is_chosen_from_the_configuration(app):
     assert isinstance(app.extensions["presence"], MemoryPresence)
     url = "redis://127.0.0.1:6379/0"
-    config = {"PRESENCE_URL": None, "MESSAGE_QUEUE_URL": url, "SOCKETIO_CHANNEL": "chan"}
+    config = {
+        "PRESENCE_URL": None,
+        "PRESENCE_KEY_PREFIX": None,
+        "MESSAGE_QUEUE_URL": url,
+        "SOCKETIO_CHANNEL": "chan",
+    }
     store = presence.create_store(type("App", (), {"config": config})())
     assert isinstance(store, RedisPresence) and store.prefix == "chan:presence:"
     config["MESSAGE_QUEUE_URL"] = "amqp://guest:guest@127.0.0.1//"
@@ -178,9 +223,9 @@ def test_users_of_a_dead_worker_go_offline_for_everyone(app, accounts):
         ghost.add(Connection("ghost-sid", alice_id, "alice", "ghost-worker"))
         assert store.status(alice_id) == ONLINE
         watcher.get_received()
-        assert services.beat_and_reap() == set()  # still alive
+        assert presence.beat_and_reap() == set()  # still alive
         time.sleep(0.6)
-        assert services.beat_and_reap() == {alice_id}
+        assert presence.beat_and_reap() == {alice_id}
     [change] = [e["args"][0] for e in watcher.get_received() if e["name"] == "chat:presence"]
     assert (change["user"], change["status"]) == ("alice", OFFLINE)
     assert 'data-status="offline"' in change["html"]
@@ -191,6 +236,7 @@ def test_users_of_a_dead_worker_go_offline_for_everyone(app, accounts):
 def test_presence_url_that_is_not_redis_stops_the_app():
     config = {
         "PRESENCE_URL": "amqp://guest:guest@127.0.0.1//",
+        "PRESENCE_KEY_PREFIX": None,
         "MESSAGE_QUEUE_URL": None,
         "SOCKETIO_CHANNEL": "chan",
     }
@@ -222,12 +268,12 @@ def test_a_tab_closed_while_redis_was_down_is_not_written_back(redis_app, accoun
     accounts("alice")
     with app.test_request_context():
         user = auth_services.find_user("alice")
-        services.connected("tab", user)
-        assert services.beat_and_reap() == set()
+        presence.connected("tab", user)
+        assert presence.beat_and_reap() == set()
         with down(), pytest.raises(redis.ConnectionError):
-            services.disconnected("tab")  # the socket handler logs it; the tab is gone
+            presence.disconnected("tab")  # the socket handler logs it; the tab is gone
         # Back: the next beat drops what Redis still holds of the closed tab, and says so.
-        assert services.beat_and_reap() == {user.id}
+        assert presence.beat_and_reap() == {user.id}
         assert store.status(user.id) == OFFLINE
 
 
@@ -237,10 +283,10 @@ def test_a_tab_opened_while_redis_was_down_is_online_once_it_is_back(redis_app, 
     with app.test_request_context():
         user = auth_services.find_user("alice")
         with down(), pytest.raises(redis.ConnectionError):
-            services.connected("first", user)  # the worker's very first connection
+            presence.connected("first", user)  # the worker's very first connection
         assert store.status(user.id) == OFFLINE
         # The next connection starts the worker (its first beat), which writes both tabs.
-        services.connected("second", user)
+        presence.connected("second", user)
         assert store.redis.exists(store._key("alive", store.worker_id))
         assert {c.sid for c in store.connections(user.id)} == {"first", "second"}
         assert store.status(user.id) == ONLINE

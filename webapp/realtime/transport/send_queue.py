@@ -10,30 +10,28 @@ Here, once a socket has more than ``SOCKET_SEND_QUEUE_MAX`` packets waiting, it 
 server forgets it (disconnect, presence) and the TCP connection is shut down, which frees the
 blocked writer. The client reconnects and catches up from the database like after any other
 disconnect. Other sockets never wait on it: each has its own writer.
+
+A patch of python-engineio 4.15.1's internals (``engineio.socket.Socket.send`` and
+``Socket._websocket_handler``, which has no hook for this): ``install`` refuses to run when
+their installed code differs from that version's (:mod:`.pinned`).
 """
 
 import logging
-import os
 import socket
+
+from .pinned import Pinned, check
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX = 1000  # packets; a healthy socket drains a burst of a thousand events in ms
-
-
-def queue_limit() -> int:
-    """SOCKET_SEND_QUEUE_MAX from the environment; 0 turns the bound off."""
-    value = os.environ.get("SOCKET_SEND_QUEUE_MAX", "").strip()
-    if not value:
-        return DEFAULT_MAX
-    try:
-        limit = int(value)
-    except ValueError:
-        raise RuntimeError(f"SOCKET_SEND_QUEUE_MAX={value!r} is not a whole number.") from None
-    if limit < 0:
-        raise RuntimeError("SOCKET_SEND_QUEUE_MAX must be 0 (no bound) or more.")
-    return limit
-
+PINNED = Pinned(
+    "python-engineio",
+    "4.15.1",
+    (
+        ("engineio.socket:Socket.send", "f8b2738ee5d48ab2"),
+        ("engineio.socket:Socket._websocket_handler", "58afe122719282de"),
+    ),
+    __name__,
+)
 
 _installed = {"limit": None}
 
@@ -46,6 +44,7 @@ def install(limit: int) -> None:
     _installed["limit"] = limit
     if getattr(cls, "_bounded", False):
         return  # patched once per process; the limit above is read on every send
+    check(PINNED)
     send, websocket_handler = cls.send, cls._websocket_handler
 
     def bounded_send(self, pkt):

@@ -15,20 +15,37 @@ were published while they were not listening. The managers here:
   listener last had nothing left to read (``caught_up_at``), so the outbox relay knows which
   events went by and does not take one that is still queued for a lost one
   (webapp/realtime/outbox.py).
+
+They override private methods of python-socketio 5.18.1's managers (the listen loops, the
+publish with its retry, the emit handler), listed in ``PINNED``: ``client_manager`` refuses to
+run when the installed code of those differs from that version's (:mod:`.pinned`).
 """
 
 import logging
-import os
 import select
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import socketio
 
+from ...config import QUEUE_SCHEMES
+from .pinned import Pinned, check
+
 logger = logging.getLogger(__name__)
 
-SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
+PINNED = Pinned(
+    "python-socketio",
+    "5.18.1",
+    (
+        ("socketio.pubsub_manager:PubSubManager._handle_emit", "f1fb64e2d84161f6"),
+        ("socketio.redis_manager:RedisManager._redis_listen_with_retries", "a19262da0295db20"),
+        ("socketio.redis_manager:RedisManager._publish", "9218e2786bc47d26"),
+        ("socketio.kombu_manager:KombuManager._listen", "350d79f8ebf835e2"),
+        ("socketio.kombu_manager:KombuManager._publish", "735e1c6cdf121e40"),
+        ("socketio.kombu_manager:KombuManager._producer_publish", "cb9ee39295c34bb1"),
+    ),
+    __name__,
+)
 
 CONNECT_TIMEOUT = 2.0  # seconds to reach the broker before publishing or listening gives up
 IO_TIMEOUT = 2.0  # seconds a publish may wait for the broker's answer
@@ -43,13 +60,14 @@ def client_manager(
     """The Socket.IO client manager for ``url``; None without a queue (one process)."""
     if not url:
         return None
+    check(PINNED)
     hooks = {"on_subscribed": on_subscribed, "on_received": on_received}
     if url.startswith(("redis://", "rediss://")):
         return RedisRelay(url, channel=channel, **hooks)
     if url.startswith(("amqp://", "amqps://")):
         return AmqpRelay(url, channel=channel, **hooks)
     raise RuntimeError(
-        f"MESSAGE_QUEUE_URL must start with one of {', '.join(SCHEMES)}; got {url.split(':')[0]}:"
+        f"MESSAGE_QUEUE_URL must start with one of {', '.join(QUEUE_SCHEMES)}; got {url.split(':')[0]}:"
     )
 
 
@@ -254,13 +272,3 @@ def _unread_data(connection) -> bool:
         return bool(select.select([sock], [], [], 0)[0])
     except (AttributeError, OSError, ValueError):
         return True
-
-
-_worker = {"pid": None, "id": None}
-
-
-def worker_id() -> str:
-    """An opaque id of this process, so a client can tell which worker it is connected to."""
-    if _worker["pid"] != os.getpid():
-        _worker.update(pid=os.getpid(), id=uuid.uuid4().hex[:12])
-    return _worker["id"]

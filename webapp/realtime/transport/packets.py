@@ -17,7 +17,7 @@ from contextvars import ContextVar
 
 from socketio import packet
 
-from .connections import close_transport
+from ..connections.closing import close_transport
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""Connections that hold a worker's slots without using them: closed after a few seconds, and
-capped per client address.
+"""HTTP connections that hold a worker's slots without using them: closed after a few seconds,
+and capped per client address.
 
 Every open TCP connection holds one of a worker's ``WORKER_CONNECTIONS`` slots, and gevent's
 server waits for a client as long as it likes: a silent connection, a request line or headers
@@ -19,15 +19,13 @@ address starved a worker. Here:
   next gets 429 with ``Retry-After``. The address is the peer's, or the one a trusted proxy
   forwarded (``PROXY_FIX_FOR``/``PROXY_FIX_HOPS``), taken from the connection's first request.
 
-The HTTP part lives in gunicorn's connection handler (``guard_handler``, applied by
-gunicorn.conf.py's worker once the app is loaded); the count is per worker process. Socket.IO
-connections are closed by ``close_transport``, as a network failure would close them, so that
-clients reconnect by themselves (webapp/packets.py closes a refused packet's sender with it).
+This lives in gunicorn's connection handler (``guard_handler``, applied by gunicorn.conf.py's
+worker once the app is loaded); the count is per worker process. The Socket.IO CONNECT timeout
+is in :mod:`.sockets`.
 """
 
 import json
 import logging
-import socket
 import time
 from collections import Counter
 
@@ -299,59 +297,3 @@ class TimedInput:
             self._timed(self.stream._discard, None)
         except RequestTimeout:
             pass
-
-
-# Socket.IO: a connection must complete its CONNECT, and is closed like a network failure.
-
-
-def require_connect(server, timeout: float) -> None:
-    """Close every Engine.IO connection of ``server`` (a ``socketio.Server``) that has not
-    sent its Socket.IO CONNECT ``timeout`` seconds after it opened (0: never)."""
-    if timeout < 0:
-        raise RuntimeError("SOCKETIO_CONNECT_TIMEOUT must be 0 (off) or more.")
-    if not timeout:
-        return
-    eio = server.eio
-    on_connect = eio.handlers["connect"]
-
-    def connect(eio_sid, environ, *args):
-        accepted = on_connect(eio_sid, environ, *args)
-        if accepted is not False:
-            eio.start_background_task(_close_unless_connected, server, eio_sid, timeout)
-        return accepted
-
-    eio.on("connect", connect)
-
-
-def _close_unless_connected(server, eio_sid: str, timeout: float) -> None:
-    server.eio.sleep(timeout)
-    # A CONNECT that arrived is registered at once, before the app's connect handler runs.
-    if any(
-        server.manager.sid_from_eio_sid(eio_sid, namespace)
-        for namespace in list(server.manager.get_namespaces())
-    ):
-        return
-    if close_transport(server, eio_sid):
-        log.info("socket %s sent no Socket.IO CONNECT within %ss: closed", eio_sid, timeout)
-
-
-def close_transport(server, eio_sid: str) -> bool:
-    """Close an Engine.IO connection the way a network failure would; False if it was gone.
-
-    No Engine.IO CLOSE packet and no Socket.IO DISCONNECT: both tell a client not to come back
-    (socket.io-client's "io server disconnect", which the page answers with a reload). A
-    dropped transport is what clients reconnect after by themselves, and then catch up.
-    """
-    sock = server.eio.sockets.get(eio_sid)
-    if sock is None or sock.closed or sock.closing:
-        return False
-    raw = server.environ.get(eio_sid, {}).get("gunicorn.sock")
-    sock.close(wait=False, abort=True, reason=server.eio.reason.TRANSPORT_ERROR)
-    if raw is not None:
-        try:
-            # The reader waiting on the client wakes up and ends the connection; the writer
-            # still sends the websocket's close frame.
-            raw.shutdown(socket.SHUT_RD)
-        except OSError:  # already gone
-            pass
-    return True

@@ -1,0 +1,1 @@
+"""Connections: who may open one and for how long, and closing them."""
