@@ -212,16 +212,16 @@ def test_limits_off_when_disabled(tmp_path):
 
 
 def test_storage_defaults_to_the_redis_of_presence_or_the_queue():
-    assert storage_url({}) == "memory://"
-    assert storage_url({"MESSAGE_QUEUE_URL": "amqp://x"}) == "memory://"
-    assert storage_url({"MESSAGE_QUEUE_URL": "redis://q:6379/0"}) == "redis://q:6379/0"
-    assert storage_url({"MESSAGE_QUEUE_URL": "amqp://x", "PRESENCE_URL": "redis://p/1"}) == (
-        "redis://p/1"
-    )
-    assert storage_url({"RATELIMIT_STORAGE_URL": "redis://r/2", "PRESENCE_URL": "redis://p/1"}) == (
-        "redis://r/2"
-    )
-    assert storage_url({"PRESENCE_URL": "unix:///run/redis.sock"}) == "redis+unix:///run/redis.sock"
+    def url(**settings):
+        none = {"RATELIMIT_STORAGE_URL": None, "PRESENCE_URL": None, "MESSAGE_QUEUE_URL": None}
+        return storage_url({**none, **settings})
+
+    assert url() == "memory://"
+    assert url(MESSAGE_QUEUE_URL="amqp://x") == "memory://"
+    assert url(MESSAGE_QUEUE_URL="redis://q:6379/0") == "redis://q:6379/0"
+    assert url(MESSAGE_QUEUE_URL="amqp://x", PRESENCE_URL="redis://p/1") == "redis://p/1"
+    assert url(RATELIMIT_STORAGE_URL="redis://r/2", PRESENCE_URL="redis://p/1") == "redis://r/2"
+    assert url(PRESENCE_URL="unix:///run/redis.sock") == "redis+unix:///run/redis.sock"
 
 
 def test_workers_sharing_redis_count_together(tmp_path):

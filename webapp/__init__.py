@@ -47,9 +47,9 @@ def create_app(config_class: type = Config) -> Flask:
 
 def check_config(app: Flask) -> None:
     """Refuse settings that cannot work, with a message that says what to do."""
-    if not app.config.get("SECRET_KEY") and app.debug:
+    if not app.config["SECRET_KEY"] and app.debug:
         app.config["SECRET_KEY"] = "dev-only-not-secret"
-    if not app.config.get("SECRET_KEY"):
+    if not app.config["SECRET_KEY"]:
         raise RuntimeError(
             "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
             "string (for example: python -c 'import secrets; print(secrets.token_hex(32))')."

@@ -243,6 +243,10 @@ def presence_key_prefix(config) -> str:
     return config["PRESENCE_KEY_PREFIX"] or f"{config['SOCKETIO_CHANNEL']}:presence:"
 
 
+def ratelimit_key_prefix(config) -> str:
+    return config["RATELIMIT_KEY_PREFIX"] or config["SOCKETIO_CHANNEL"]
+
+
 class DevConfig(Config):
     DEBUG = True
     SECRET_KEY = Config.SECRET_KEY or "dev-only-not-secret"

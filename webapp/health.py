@@ -3,9 +3,11 @@
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
+from . import redis_client
 from .config import REDIS_SCHEMES
 from .extensions import db, socketio
 from .realtime.connections.worker import worker_id
+from .realtime.transport import relay
 
 bp = Blueprint("health", __name__)
 
@@ -24,14 +26,8 @@ def check_queue(url: str | None) -> str:
         return "off"
     try:
         if url.startswith(REDIS_SCHEMES):
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            # No retries with back-off: a probe must answer within a few seconds.
-            client = redis.Redis.from_url(
-                url, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 0)
-            )
+            # No retries: a probe must answer within a few seconds.
+            client = redis_client.client(url)
             try:
                 client.ping()
             finally:
@@ -39,7 +35,7 @@ def check_queue(url: str | None) -> str:
         else:
             import kombu
 
-            with kombu.Connection(url, connect_timeout=2) as connection:
+            with kombu.Connection(url, connect_timeout=relay.CONNECT_TIMEOUT) as connection:
                 connection.ensure_connection(max_retries=0)  # one attempt
         return "ok"
     except Exception:  # noqa: BLE001 - unreachable, refused, auth: all mean the queue is down

@@ -31,8 +31,9 @@ from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES
 
+from . import redis_client
 from .auth import devices
-from .config import REDIS_SCHEMES
+from .config import presence_url, ratelimit_key_prefix
 from .errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def client_address() -> str:
     if (
         not _warned_about_proxy
         and "X-Forwarded-For" in request.headers
-        and not current_app.config.get("PROXY_FIX_FOR")
+        and not current_app.config["PROXY_FIX_FOR"]
     ):
         # Every client would count as the proxy's one address and share its limits.
         _warned_about_proxy = True
@@ -166,13 +167,8 @@ EXEMPTIONS = {
 
 
 def storage_url(config) -> str:
-    url = config.get("RATELIMIT_STORAGE_URL")
-    if not url:
-        for candidate in (config.get("PRESENCE_URL"), config.get("MESSAGE_QUEUE_URL")):
-            if candidate and candidate.startswith(REDIS_SCHEMES):
-                url = candidate
-                break
-    url = url or "memory://"
+    """RATELIMIT_STORAGE_URL, else the Redis of presence (see webapp/config.py), else memory."""
+    url = config["RATELIMIT_STORAGE_URL"] or presence_url(config) or "memory://"
     # The limits library names a Redis socket redis+unix://.
     return "redis+" + url if url.startswith("unix://") else url
 
@@ -191,13 +187,13 @@ def init_app(app: Flask) -> None:
     options = {}
     if url.startswith(("redis", "rediss")):
         # A Redis that hangs must not hang the request: give up soon and count in memory.
-        options = {"socket_timeout": 2, "socket_connect_timeout": 2}
+        options = redis_client.options()
     limiter = Limiter(
         key_func=client_address,
         storage_uri=url,
         storage_options=options,
         strategy=app.config["RATELIMIT_STRATEGY"],
-        key_prefix=app.config.get("RATELIMIT_KEY_PREFIX") or app.config["SOCKETIO_CHANNEL"],
+        key_prefix=ratelimit_key_prefix(app.config),
         swallow_errors=True,
         in_memory_fallback_enabled=True,
         headers_enabled=False,
@@ -227,7 +223,7 @@ class RateLimits:
 
     def __init__(self, app: Flask, limiter: Limiter):
         self.limiter = limiter
-        self.prefix = app.config.get("RATELIMIT_KEY_PREFIX") or app.config["SOCKETIO_CHANNEL"]
+        self.prefix = ratelimit_key_prefix(app.config)
         self.strategy = app.config["RATELIMIT_STRATEGY"]
         self._fallback = STRATEGIES[self.strategy](MemoryStorage())
         self._storage_down_until = 0.0

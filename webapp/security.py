@@ -36,7 +36,7 @@ class SessionInterface(SecureCookieSessionInterface):
 
 def register(app: Flask) -> None:
     app.session_interface = SessionInterface()
-    policy = app.config.get("CONTENT_SECURITY_POLICY")
+    policy = app.config["CONTENT_SECURITY_POLICY"]
     if policy is None:
         policy = STRICT_CSP
     headers = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin")]

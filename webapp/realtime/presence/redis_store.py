@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from ... import redis_client
 from .store import AWAY, ONLINE, Connection, PresenceStore, user_status
 
 SCRIPTS = Path(__file__).with_name("scripts")
@@ -32,22 +33,17 @@ class RedisPresence(PresenceStore):
         worker_id: str | None = None,
         max_connections: int = 50,
     ):
-        import redis
-
         super().__init__(worker_id)
         # A blocking pool: when a thousand sockets close at once (a proxy restarts, a network
         # blips) their disconnect handlers queue for a connection instead of failing with
         # "Too many connections" once redis-py's default 100 are in use.
-        pool = redis.BlockingConnectionPool.from_url(
+        self.redis = redis_client.client(
             url,
-            max_connections=max_connections,
-            timeout=10,
+            pool_size=max_connections,
+            retries=1,
             decode_responses=True,
-            socket_timeout=5,
-            socket_connect_timeout=5,
             health_check_interval=30,
         )
-        self.redis = redis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._allow = self.redis.register_script(script("allow"))
         self._update = self.redis.register_script(script("update"))

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 
 import socketio
 
+from ... import redis_client
 from ...config import QUEUE_SCHEMES
 from .pinned import Pinned, check
 
@@ -47,8 +48,8 @@ PINNED = Pinned(
     __name__,
 )
 
-CONNECT_TIMEOUT = 2.0  # seconds to reach the broker before publishing or listening gives up
-IO_TIMEOUT = 2.0  # seconds a publish may wait for the broker's answer
+# Seconds to reach the broker before publishing or listening gives up (as for every Redis client).
+CONNECT_TIMEOUT = redis_client.CONNECT_TIMEOUT
 
 
 def client_manager(
@@ -136,21 +137,13 @@ class RedisRelay(_Resubscribing, socketio.RedisManager):
         on_received=None,
         write_only: bool = False,
     ):
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
         super().__init__(
             url,
             channel=channel,
             write_only=write_only,
-            redis_options={
-                "socket_connect_timeout": CONNECT_TIMEOUT,
-                "socket_timeout": IO_TIMEOUT,
-                "socket_keepalive": True,
-                # Retrying with back-off inside redis-py would hold a request for seconds; the
-                # manager already tries a publish twice, reconnecting in between.
-                "retry": Retry(NoBackoff(), 0),
-            },
+            # No retry inside redis-py: the manager already tries a publish twice,
+            # reconnecting in between.
+            redis_options=redis_client.options(),
         )
         self.on_subscribed = on_subscribed
         self.on_received = on_received
