@@ -1,4 +1,4 @@
-"""gunicorn settings for production, all from the environment.
+"""gunicorn settings for production, all from the environment (read in webapp/config.py).
 
     gunicorn -c gunicorn.conf.py wsgi:app
 
@@ -8,17 +8,32 @@ gunicorn exit with status 1 and a message that says what to change, before it bi
 """
 
 import http.client
-import os
+import importlib.util
 import socket
 import sys
+from pathlib import Path
 
 from gevent import Timeout, pywsgi
 from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
 from geventwebsocket.handler import WebSocketHandler
 from gunicorn.workers.ggevent import PyWSGIHandler
 
-QUEUE_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
-PRESENCE_SCHEMES = ("redis://", "rediss://", "unix://")  # as webapp/config.py
+
+def _load_settings():
+    """webapp/config.py, loaded as a file of its own: the master must not import the app (each
+    worker imports it after gevent's monkey patch, and again after a reload)."""
+    path = Path(__file__).resolve().with_name("webapp") / "config.py"
+    spec = importlib.util.spec_from_file_location("webapp_settings", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except RuntimeError as error:  # a setting that is not valid
+        sys.exit(f"gunicorn.conf.py: refusing to start: {error}")
+    return module
+
+
+settings = _load_settings()
+Server, App = settings.Server, settings.Config
 
 
 # A request refused before it reached the app: status -> (status line, what the client is told).
@@ -137,53 +152,40 @@ class WebSocketWorker(GeventWebSocketWorker):
         self.wsgi_handler = guard_handler(self.wsgi_handler, getattr(self.wsgi, "config", {}))
 
 
-def _int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    if not value.strip():
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        sys.exit(f"gunicorn.conf.py: {name}={value!r} is not a whole number.")
-
-
 def _refuse(message: str) -> None:
     sys.exit(f"gunicorn.conf.py: refusing to start: {message}")
 
 
-bind = [os.environ.get("BIND") or f"{os.environ.get('HOST', '127.0.0.1')}:{_int('PORT', 8000)}"]
-workers = _int("WEB_CONCURRENCY", 1)
+bind = [Server.BIND]
+workers = Server.WEB_CONCURRENCY
 # gevent-websocket's worker: plain `-k gevent` fails the websocket upgrade once gevent-websocket
 # is installed, and simple-websocket costs three times the memory per connection.
 worker_class = WebSocketWorker
 # Every open websocket holds a connection slot; the default 1000 starves HTTP at 1000 browsers.
-worker_connections = _int("WORKER_CONNECTIONS", 10000)
-timeout = _int("GUNICORN_TIMEOUT", 30)
+worker_connections = Server.WORKER_CONNECTIONS
+timeout = Server.GUNICORN_TIMEOUT
 # On SIGTERM open websockets never finish by themselves: after this many seconds they are
 # closed and the browsers reconnect to the new workers (and catch up from the database).
-graceful_timeout = _int("GRACEFUL_TIMEOUT", 20)
-keepalive = _int("KEEPALIVE", 5)
+graceful_timeout = Server.GRACEFUL_TIMEOUT
+keepalive = Server.KEEPALIVE
 # Access log to stdout, error log to stderr ("-"): both end up in the container's or the
 # service manager's log. A path can be given instead.
-accesslog = os.environ.get("ACCESS_LOG", "-") or None
-errorlog = os.environ.get("ERROR_LOG", "-")
-loglevel = os.environ.get("LOG_LEVEL", "info")
-access_log_format = os.environ.get(
-    "ACCESS_LOG_FORMAT",
-    '%(h)s "%({x-forwarded-for}i)s" %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"',
-)
-proc_name = os.environ.get("PROC_NAME", "webapp")
+accesslog = Server.ACCESS_LOG
+errorlog = Server.ERROR_LOG
+loglevel = Server.LOG_LEVEL
+access_log_format = Server.ACCESS_LOG_FORMAT
+proc_name = Server.PROC_NAME
 # The heartbeat file of each worker; /dev/shm in containers (a disk-backed /tmp can stall).
-worker_tmp_dir = os.environ.get("WORKER_TMP_DIR") or None
+worker_tmp_dir = Server.WORKER_TMP_DIR
 # Each worker opens its own listening socket and the kernel spreads new connections evenly
 # over them; with one shared socket the first idle worker tends to take most of them, and a
 # websocket stays where it landed for hours. (Measured: 50 sockets on 2 workers split 25/25,
 # 27/23, 26/24 with it; 43/7, 39/11, 28/22 without.) REUSE_PORT=0 turns it off.
-reuse_port = os.environ.get("REUSE_PORT", "1") not in ("0", "false", "no", "") and not any(
+reuse_port = Server.REUSE_PORT and not any(
     address.startswith(("unix:", "fd://")) for address in bind
 )
 # The control socket has a fixed default path; several instances on one machine would collide.
-control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket = Server.GUNICORN_CONTROL_SOCKET
 control_socket_disable = not control_socket
 # Each worker imports the app itself: the message queue's listener must not be forked.
 preload_app = False
@@ -204,26 +206,26 @@ if timeout < 1 or graceful_timeout < 0 or keepalive < 0:
 def on_starting(server) -> None:
     """Check the final settings (command line and GUNICORN_CMD_ARGS can override this file)."""
     cfg = server.cfg
-    queue = os.environ.get("MESSAGE_QUEUE_URL", "")
+    queue = App.MESSAGE_QUEUE_URL or ""
     if cfg.workers > 1 and not queue:
         _refuse(
             f"{cfg.workers} workers need MESSAGE_QUEUE_URL (redis://... or amqp://...): "
             "without a message queue, events would not reach the clients of the other workers."
         )
-    if queue and not queue.startswith(QUEUE_SCHEMES):
+    if queue and not queue.startswith(settings.QUEUE_SCHEMES):
         _refuse(
-            f"MESSAGE_QUEUE_URL must start with one of {', '.join(QUEUE_SCHEMES)} "
+            f"MESSAGE_QUEUE_URL must start with one of {', '.join(settings.QUEUE_SCHEMES)} "
             f"(got {queue.split(':', 1)[0]!r})."
         )
-    presence = os.environ.get("PRESENCE_URL") or queue
-    if cfg.workers > 1 and not presence.startswith(PRESENCE_SCHEMES):
+    presence = App.PRESENCE_URL or queue
+    if cfg.workers > 1 and not presence.startswith(settings.REDIS_SCHEMES):
         _refuse(
             f"{cfg.workers} workers need a shared presence store: set PRESENCE_URL to a "
             "redis://... URL (it defaults to MESSAGE_QUEUE_URL only when that is Redis). In "
             "process memory each worker would show its own users only, and a killed worker's "
             "users would never go offline."
         )
-    database = os.environ.get("DATABASE_URL", "")
+    database = App.SQLALCHEMY_DATABASE_URI
     if database.startswith("sqlite") and (
         ":memory:" in database or database.rstrip("/") in ("sqlite:", "sqlite+pysqlite:")
     ):
@@ -238,7 +240,7 @@ def on_starting(server) -> None:
             f"the worker class must be gevent-websocket's (got {cfg.worker_class_str}): other "
             "workers fail the websocket upgrade or cost three times the memory per socket."
         )
-    if cfg.reuse_port and "GUNICORN_PID" not in os.environ:
+    if cfg.reuse_port and not Server.REEXECUTED:
         _check_port_is_free(cfg.address)
 
 

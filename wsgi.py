@@ -26,8 +26,6 @@ gc.freeze()
 gc.set_threshold(50_000, 20, 100)
 
 if __name__ == "__main__":
-    import os
+    from webapp.config import Server
 
-    socketio.run(
-        app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8000"))
-    )
+    socketio.run(app, host=Server.HOST, port=Server.PORT)

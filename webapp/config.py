@@ -1,9 +1,13 @@
-"""Configuration read from the environment, with embedded defaults for one host."""
+"""Configuration read from the environment, with embedded defaults for one host.
+
+Every setting is read here, and nowhere else: ``Config`` (and ``TestConfig``) for the app,
+``Server`` for gunicorn. gunicorn.conf.py loads this file by itself, without importing the app
+(the master must not: each worker imports the app after gevent's monkey patch), so it imports
+nothing but the standard library.
+"""
 
 import os
 from pathlib import Path
-
-from .dbpool import ENGINE_OPTIONS as POOL_GUARDS
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
@@ -31,6 +35,20 @@ def _database_url() -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+# The engine options that go with webapp/dbpool.py's pool guards (it pings and resets itself).
+POOL_GUARDS = {"pool_pre_ping": False, "pool_reset_on_return": None}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise RuntimeError(f"{name}={value!r} is not a whole number.") from None
 
 
 def _env_number(name: str, default: float) -> float:
@@ -224,6 +242,32 @@ class Config:
     PASSWORD_HASH_METHOD = "scrypt"
     # None: the strict default of webapp/security.py; "" sends no policy.
     CONTENT_SECURITY_POLICY = os.environ.get("CONTENT_SECURITY_POLICY")
+
+
+class Server:
+    """gunicorn's settings (read by gunicorn.conf.py, which checks them)."""
+
+    HOST = os.environ.get("HOST", "127.0.0.1")
+    PORT = _env_int("PORT", 8000)
+    BIND = os.environ.get("BIND") or f"{HOST}:{PORT}"
+    WEB_CONCURRENCY = _env_int("WEB_CONCURRENCY", 1)
+    WORKER_CONNECTIONS = _env_int("WORKER_CONNECTIONS", 10000)
+    GUNICORN_TIMEOUT = _env_int("GUNICORN_TIMEOUT", 30)
+    GRACEFUL_TIMEOUT = _env_int("GRACEFUL_TIMEOUT", 20)
+    KEEPALIVE = _env_int("KEEPALIVE", 5)
+    ACCESS_LOG = os.environ.get("ACCESS_LOG", "-") or None
+    ERROR_LOG = os.environ.get("ERROR_LOG", "-")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "info")
+    ACCESS_LOG_FORMAT = os.environ.get(
+        "ACCESS_LOG_FORMAT",
+        '%(h)s "%({x-forwarded-for}i)s" %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"',
+    )
+    PROC_NAME = os.environ.get("PROC_NAME", "webapp")
+    WORKER_TMP_DIR = os.environ.get("WORKER_TMP_DIR") or None
+    REUSE_PORT = os.environ.get("REUSE_PORT", "1") not in ("0", "false", "no", "")
+    GUNICORN_CONTROL_SOCKET = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+    # Set by gunicorn itself in a master it re-executed (USR2): the old master holds the port.
+    REEXECUTED = "GUNICORN_PID" in os.environ
 
 
 def presence_url(config) -> str | None:

@@ -17,7 +17,8 @@ own ping. Two rules keep such a connection out of the next request:
   and replaced, with one line in the log.
 
 The engine options that go with this (``pool_pre_ping`` off, ``pool_reset_on_return`` None) are
-``ENGINE_OPTIONS``, merged into every engine's options by webapp/config.py.
+``ENGINE_OPTIONS`` (``POOL_GUARDS`` of webapp/config.py, merged there into every engine's
+options).
 """
 
 import logging
@@ -27,9 +28,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
+from .config import POOL_GUARDS as ENGINE_OPTIONS  # noqa: F401  (the options for these guards)
+
 log = logging.getLogger(__name__)
 
-ENGINE_OPTIONS = {"pool_pre_ping": False, "pool_reset_on_return": None}
 
 IDLE, IN_TRANSACTION, CLOSED = "idle", "in a transaction", "closed"
 
