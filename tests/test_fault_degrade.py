@@ -4,7 +4,7 @@ database refuses connections; working chat pages and writes when the presence Re
 import flask_migrate
 import pytest
 
-from webapp import config, create_app
+from webapp import create_app
 from webapp.errors import DATABASE_DOWN
 
 from .conftest import Account, make_config
@@ -79,17 +79,6 @@ def test_a_refused_database_answers_503_with_a_readable_message(
             assert DATABASE_DOWN in text
             assert ("<html" in text) == (not headers)  # htmx gets a fragment
     assert client.get("/healthz").status_code == 503
-
-
-def test_the_send_queue_bound_comes_from_the_environment(monkeypatch):
-    monkeypatch.delenv("SOCKET_SEND_QUEUE_MAX", raising=False)
-    assert config._env_count("SOCKET_SEND_QUEUE_MAX", 1000) == 1000
-    monkeypatch.setenv("SOCKET_SEND_QUEUE_MAX", "0")
-    assert config._env_count("SOCKET_SEND_QUEUE_MAX", 1000) == 0
-    for bad in ("many", "-1"):
-        monkeypatch.setenv("SOCKET_SEND_QUEUE_MAX", bad)
-        with pytest.raises(RuntimeError, match="SOCKET_SEND_QUEUE_MAX"):
-            config._env_count("SOCKET_SEND_QUEUE_MAX", 1000)
 
 
 def test_socket_events_answer_when_the_user_cannot_be_loaded(app, accounts, monkeypatch):

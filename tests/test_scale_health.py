@@ -11,8 +11,6 @@ import pytest
 
 from webapp import create_app
 from webapp.health import check_queue
-from webapp.realtime.connections.worker import worker_id
-from webapp.realtime.transport import relay
 
 from .conftest import make_config
 
@@ -51,33 +49,3 @@ def test_healthz_answers_503_when_the_database_is_gone(tmp_path):
     app = create_app(make_config(f"postgresql+psycopg://postgres@127.0.0.1:{dead_port()}/app"))
     response = app.test_client().get("/healthz")
     assert response.status_code == 503 and response.get_json()["db"] == "down"
-
-
-def test_every_response_names_its_worker(client):
-    first, second = client.get("/healthz"), client.get("/")
-    assert first.headers["X-Worker"] == second.headers["X-Worker"] == worker_id()
-    assert len(worker_id()) == 12
-
-
-def test_a_socket_can_ask_which_worker_serves_it(socket_client):
-    ack = socket_client().emit("server:worker", {}, callback=True)
-    assert ack == {"ok": True, "worker": worker_id()}
-
-
-@pytest.mark.parametrize(
-    "url, kind",
-    [
-        (None, type(None)),
-        ("", type(None)),
-        ("redis://q:6379/0", relay.RedisRelay),
-        ("rediss://q:6380/0", relay.RedisRelay),
-        ("amqp://guest:guest@q:5672//", relay.AmqpRelay),
-    ],
-)
-def test_the_queue_url_picks_the_relay(url, kind):
-    assert isinstance(relay.client_manager(url, "channel"), kind)
-
-
-def test_an_unknown_queue_scheme_is_refused_with_the_supported_ones():
-    with pytest.raises(RuntimeError, match="redis://, rediss://, amqp://, amqps://"):
-        relay.client_manager("kafka://q:9092", "channel")
