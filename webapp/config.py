@@ -224,8 +224,8 @@ class Config:
     RATELIMIT_SOCKET_CONNECTS_PER_IP = os.environ.get(
         "RATELIMIT_SOCKET_CONNECTS_PER_IP", "600 per minute"
     )
-    # Connections that hold a worker's slots without using them (webapp/connections.py), in
-    # seconds; 0 turns one off. A connection gets CONNECTION_IDLE_TIMEOUT to send its request
+    # Connections that hold a worker's slots without using them, in seconds (webapp/realtime/
+    # connections/guard.py); 0 turns one off. A connection gets CONNECTION_IDLE_TIMEOUT to send its request
     # line, after it opens and between keep-alive requests; a request REQUEST_READ_TIMEOUT for
     # its headers after that, and as much for its body (a bigger one than 64 KiB: as much
     # per 64 KiB).
