@@ -8,7 +8,8 @@ test_fault_slow_consumer.py (send queue), test_scale_relay.py (relay).
 import pytest
 
 from webapp import config
-from webapp.realtime.transport import frame_limit, pinned, relay, send_queue
+from webapp.realtime.connections import closing, guard
+from webapp.realtime.transport import frame_limit, packets, pinned, relay, send_queue
 
 
 @pytest.mark.parametrize(
@@ -41,10 +42,17 @@ def test_the_send_queue_bound_comes_from_the_environment(monkeypatch):
             config._env_count("SOCKET_SEND_QUEUE_MAX", 1000)
 
 
-PATCHES = [send_queue.PINNED, frame_limit.PINNED, relay.PINNED]
+PATCHES = [
+    send_queue.PINNED,
+    frame_limit.PINNED,
+    relay.PINNED,
+    packets.PINNED,
+    *closing.PINNED,
+    *guard.PINNED,
+]
 
 
-@pytest.mark.parametrize("patch", PATCHES, ids=lambda p: p.distribution)
+@pytest.mark.parametrize("patch", PATCHES, ids=lambda p: f"{p.patch}:{p.distribution}")
 def test_each_patch_matches_the_installed_code_of_its_pinned_version(patch):
     pinned.check(patch)  # raises when the installed code differs
     with open("pyproject.toml") as pyproject:

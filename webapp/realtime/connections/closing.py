@@ -5,6 +5,10 @@ A socket the server drops is closed as a network failure would close it (``close
 so that its client reconnects by itself and catches up (webapp/realtime/transport/packets.py
 and an unfinished CONNECT use it). Logging out closes every socket of that user on every worker
 (``close_user_sockets``).
+
+``require_connect`` wraps python-socketio 5.18.1's Engine.IO connect handler, and
+``close_transport`` aborts python-engineio 4.15.1's socket: both refuse to run when that code
+differs from those versions' (webapp/realtime/transport/pinned.py).
 """
 
 import logging
@@ -12,8 +16,24 @@ import socket
 
 from ...extensions import socketio
 from .. import presence
+from ..transport.pinned import Pinned, check
 
 log = logging.getLogger(__name__)
+
+PINNED = (
+    Pinned(
+        "python-socketio",
+        "5.18.1",
+        (("socketio.server:Server._handle_eio_connect", "4be135c046ed6bcc"),),
+        __name__,
+    ),
+    Pinned(
+        "python-engineio",
+        "4.15.1",
+        (("engineio.socket:Socket.close", "05fac55831999f25"),),
+        __name__,
+    ),
+)
 
 
 def close_user_sockets(user_id: int) -> None:
@@ -35,6 +55,8 @@ def close_user_sockets(user_id: int) -> None:
 def require_connect(server, timeout: float) -> None:
     """Close every Engine.IO connection of ``server`` (a ``socketio.Server``) that has not
     sent its Socket.IO CONNECT ``timeout`` seconds after it opened (0: never)."""
+    for pinned in PINNED:  # close_transport too, which runs whatever the timeout
+        check(pinned)
     if timeout < 0:
         raise RuntimeError("SOCKETIO_CONNECT_TIMEOUT must be 0 (off) or more.")
     if not timeout:

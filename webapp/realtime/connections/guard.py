@@ -21,7 +21,11 @@ address starved a worker. Here:
 
 This lives in gunicorn's connection handler (``guard_handler``, applied by gunicorn.conf.py's
 worker once the app is loaded); the count is per worker process. The Socket.IO CONNECT timeout
-is in :mod:`.sockets`.
+is in :mod:`.closing`.
+
+``GuardedHandler`` overrides methods of gevent 26.9.0's ``pywsgi.WSGIHandler`` (and calls
+gevent-websocket 0.10.1's ``run_application``) listed in ``PINNED``: ``guard_handler`` refuses
+to run when their installed code differs (webapp/realtime/transport/pinned.py).
 """
 
 import json
@@ -33,7 +37,32 @@ import gevent
 from gevent.pywsgi import WSGIHandler
 from werkzeug.exceptions import RequestTimeout
 
+from ..transport.pinned import Pinned, check
+
 log = logging.getLogger(__name__)
+
+PINNED = (
+    Pinned(
+        "gevent",
+        "26.9.0",
+        (
+            ("gevent.pywsgi:WSGIHandler.handle", "9e7238affc125354"),
+            ("gevent.pywsgi:WSGIHandler.read_requestline", "72173107a177f9b3"),
+            ("gevent.pywsgi:WSGIHandler.read_request", "b1702b63da71633f"),
+            ("gevent.pywsgi:WSGIHandler._handle_client_error", "a3fbde482b69b9fd"),
+            ("gevent.pywsgi:WSGIHandler.get_environ", "fbd39b74e42d7dbf"),
+            ("gevent.pywsgi:WSGIHandler.handle_one_response", "16fcb501fa891f23"),
+            ("gevent.pywsgi:WSGIHandler.run_application", "46cef793ff43fe1a"),
+        ),
+        __name__,
+    ),
+    Pinned(
+        "gevent-websocket",
+        "0.10.1",
+        (("geventwebsocket.handler:WebSocketHandler.run_application", "3bd9b787d3271269"),),
+        __name__,
+    ),
+)
 
 # Seconds a client over the cap is asked to wait: an address's idle keep-alive connections
 # close within CONNECTION_IDLE_TIMEOUT, its websockets when their tabs close.
@@ -71,6 +100,8 @@ def guard_handler(handler_class: type, config) -> type:
     """
     if "CONNECTION_IDLE_TIMEOUT" not in config:
         return handler_class
+    for pinned in PINNED:
+        check(pinned)
     for name in ("CONNECTION_IDLE_TIMEOUT", "REQUEST_READ_TIMEOUT", "MAX_CONNECTIONS_PER_IP"):
         if config[name] < 0:
             raise RuntimeError(f"{name} must be 0 (off) or more.")

@@ -10,6 +10,10 @@ Ending the session alone would leave the client half alive: it still believes it
 gets no answers and no broadcasts, and never reconnects. So the connection that carried the
 packet is closed too, as a network failure would close it (``close_on_refusal``): the client
 sees its transport close, reconnects by itself and catches up, as after any other drop.
+
+Both rely on python-socketio 5.18.1's internals (``Packet.__init__`` and ``decode``, and the
+server's Engine.IO message handler that ``close_on_refusal`` wraps), listed in ``PINNED``:
+``close_on_refusal`` refuses to run when their installed code differs (:mod:`.pinned`).
 """
 
 import logging
@@ -18,11 +22,23 @@ from contextvars import ContextVar
 from socketio import packet
 
 from ..connections.closing import close_transport
+from .pinned import Pinned, check
 
 log = logging.getLogger(__name__)
 
 # Set while a client's message is decoded: whether the packet was refused.
 _refused: ContextVar[bool] = ContextVar("refused_packet", default=False)
+
+PINNED = Pinned(
+    "python-socketio",
+    "5.18.1",
+    (
+        ("socketio.packet:Packet.__init__", "5fe2fa797e082c1d"),
+        ("socketio.packet:Packet.decode", "61ad7904b539f472"),
+        ("socketio.server:Server._handle_eio_message", "65f309c138d634eb"),
+    ),
+    __name__,
+)
 
 # A client may not trigger the server's own connection events by sending them as events.
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
@@ -73,6 +89,7 @@ class CheckedPacket(packet.Packet):
 def close_on_refusal(server) -> None:
     """Have ``server`` (a ``socketio.Server`` using ``CheckedPacket``) close the connection of a
     client whose packet was refused, once the refusal has ended its session."""
+    check(PINNED)
     eio = server.eio
     on_message = eio.handlers["message"]
 
