@@ -33,13 +33,13 @@ def test_an_unknown_queue_scheme_is_refused_with_the_supported_ones():
 
 def test_the_send_queue_bound_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("SOCKET_SEND_QUEUE_MAX", raising=False)
-    assert config._env_count("SOCKET_SEND_QUEUE_MAX", 1000) == 1000
+    assert config._env_int("SOCKET_SEND_QUEUE_MAX", 1000, minimum=0) == 1000
     monkeypatch.setenv("SOCKET_SEND_QUEUE_MAX", "0")
-    assert config._env_count("SOCKET_SEND_QUEUE_MAX", 1000) == 0
+    assert config._env_int("SOCKET_SEND_QUEUE_MAX", 1000, minimum=0) == 0
     for bad in ("many", "-1"):
         monkeypatch.setenv("SOCKET_SEND_QUEUE_MAX", bad)
         with pytest.raises(RuntimeError, match="SOCKET_SEND_QUEUE_MAX"):
-            config._env_count("SOCKET_SEND_QUEUE_MAX", 1000)
+            config._env_int("SOCKET_SEND_QUEUE_MAX", 1000, minimum=0)
 
 
 PATCHES = [

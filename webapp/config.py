@@ -41,14 +41,18 @@ def _database_url() -> str:
 POOL_GUARDS = {"pool_pre_ping": False, "pool_reset_on_return": None}
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int | None = None) -> int:
+    """A whole number from the environment; below ``minimum`` stops the app."""
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise RuntimeError(f"{name}={value!r} is not a whole number.") from None
+    if minimum is not None and number < minimum:
+        raise RuntimeError(f"{name} must be {minimum} (off) or more.")
+    return number
 
 
 def _env_number(name: str, default: float) -> float:
@@ -59,20 +63,6 @@ def _env_number(name: str, default: float) -> float:
         return float(value)
     except ValueError:
         raise RuntimeError(f"{name}={value!r} is not a number.") from None
-
-
-def _env_count(name: str, default: int) -> int:
-    """A whole number of 0 or more from the environment."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        count = int(value)
-    except ValueError:
-        raise RuntimeError(f"{name}={value!r} is not a whole number.") from None
-    if count < 0:
-        raise RuntimeError(f"{name} must be 0 (off) or more.")
-    return count
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -179,7 +169,7 @@ class Config:
     # Packets waiting for one socket: a socket that stopped reading is dropped beyond this
     # (webapp/realtime/transport/send_queue.py); a healthy socket drains a burst of a thousand
     # events in milliseconds. 0: no bound.
-    SOCKET_SEND_QUEUE_MAX = _env_count("SOCKET_SEND_QUEUE_MAX", 1000)
+    SOCKET_SEND_QUEUE_MAX = _env_int("SOCKET_SEND_QUEUE_MAX", 1000, minimum=0)
     # Rate limits (webapp/ratelimits.py), in the limits library's notation: "N per minute",
     # several separated by ";". Counted in RATELIMIT_STORAGE_URL (default: PRESENCE_URL or
     # MESSAGE_QUEUE_URL when it is redis://..., else process memory). RATELIMIT_ENABLED=0 turns

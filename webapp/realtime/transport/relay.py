@@ -34,19 +34,19 @@ from .pinned import Pinned, check
 
 logger = logging.getLogger(__name__)
 
-PINNED = Pinned(
-    "python-socketio",
-    "5.18.1",
-    (
-        ("socketio.pubsub_manager:PubSubManager._handle_emit", "f1fb64e2d84161f6"),
-        ("socketio.redis_manager:RedisManager._redis_listen_with_retries", "a19262da0295db20"),
-        ("socketio.redis_manager:RedisManager._publish", "9218e2786bc47d26"),
-        ("socketio.kombu_manager:KombuManager._listen", "350d79f8ebf835e2"),
-        ("socketio.kombu_manager:KombuManager._publish", "735e1c6cdf121e40"),
-        ("socketio.kombu_manager:KombuManager._producer_publish", "cb9ee39295c34bb1"),
-    ),
-    __name__,
-)
+_MANAGERS = {
+    # Wrapped: every emit another worker published passes here first (on_received).
+    "socketio.pubsub_manager:PubSubManager._handle_emit": "f1fb64e2d84161f6",
+    # Replaced by _listen_once with _retrying (Redis, then RabbitMQ).
+    "socketio.redis_manager:RedisManager._redis_listen_with_retries": "a19262da0295db20",
+    "socketio.kombu_manager:KombuManager._listen": "350d79f8ebf835e2",
+    # Relied on: a publish is tried twice, reconnecting in between.
+    "socketio.redis_manager:RedisManager._publish": "9218e2786bc47d26",
+    "socketio.kombu_manager:KombuManager._publish": "735e1c6cdf121e40",
+    # Replaced: kombu's ensure() would retry for ever.
+    "socketio.kombu_manager:KombuManager._producer_publish": "cb9ee39295c34bb1",
+}
+PINNED = Pinned("python-socketio", "5.18.1", tuple(_MANAGERS.items()), __name__)
 
 # Seconds to reach the broker before publishing or listening gives up (as for every Redis client).
 CONNECT_TIMEOUT = redis_client.CONNECT_TIMEOUT
@@ -87,6 +87,16 @@ class _Resubscribing:
     retry_max = 2.0
     ping_after = 5.0  # a quiet Redis listener pings after this many seconds ...
     dead_after = 15.0  # ... and reconnects when it heard nothing for this long
+
+    def __init__(self, url: str, channel: str, on_subscribed=None, on_received=None, **options):
+        super().__init__(url, channel=channel, **self.manager_options(), **options)
+        self.on_subscribed = on_subscribed
+        self.on_received = on_received
+
+    @classmethod
+    def manager_options(cls) -> dict:
+        """The options of python-socketio's manager that bound each wait on the broker."""
+        raise NotImplementedError
 
     def _subscribed(self) -> None:
         logger.info("message queue listener subscribed to %r", self.channel)
@@ -129,24 +139,11 @@ class _Resubscribing:
 class RedisRelay(_Resubscribing, socketio.RedisManager):
     """Redis pub/sub relay whose listener recovers within seconds of Redis coming back."""
 
-    def __init__(
-        self,
-        url: str,
-        channel: str,
-        on_subscribed=None,
-        on_received=None,
-        write_only: bool = False,
-    ):
-        super().__init__(
-            url,
-            channel=channel,
-            write_only=write_only,
-            # No retry inside redis-py: the manager already tries a publish twice,
-            # reconnecting in between.
-            redis_options=redis_client.options(),
-        )
-        self.on_subscribed = on_subscribed
-        self.on_received = on_received
+    @classmethod
+    def manager_options(cls) -> dict:
+        # No retry inside redis-py: the manager already tries a publish twice, reconnecting
+        # in between.
+        return {"redis_options": redis_client.options()}
 
     def _listen_once(self) -> Iterator[dict]:
         import redis
@@ -186,22 +183,9 @@ class AmqpRelay(_Resubscribing, socketio.KombuManager):
 
     HEARTBEAT = 10
 
-    def __init__(
-        self,
-        url: str,
-        channel: str,
-        on_subscribed=None,
-        on_received=None,
-        write_only: bool = False,
-    ):
-        super().__init__(
-            url,
-            channel=channel,
-            write_only=write_only,
-            connection_options=self.bounded_options(),
-        )
-        self.on_subscribed = on_subscribed
-        self.on_received = on_received
+    @classmethod
+    def manager_options(cls) -> dict:
+        return {"connection_options": cls.bounded_options()}
 
     @staticmethod
     def bounded_options() -> dict:
