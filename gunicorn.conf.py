@@ -19,11 +19,11 @@ from geventwebsocket.handler import WebSocketHandler
 from gunicorn.workers.ggevent import PyWSGIHandler
 
 
-def _load_settings():
-    """webapp/config.py, loaded as a file of its own: the master must not import the app (each
-    worker imports it after gevent's monkey patch, and again after a reload)."""
-    path = Path(__file__).resolve().with_name("webapp") / "config.py"
-    spec = importlib.util.spec_from_file_location("webapp_settings", path)
+def _load(path: str, name: str):
+    """A module of the app (standard library only), loaded as a file of its own: the master
+    must not import the app (each worker imports it after gevent's monkey patch, and again
+    after a reload)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / path)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
@@ -32,8 +32,9 @@ def _load_settings():
     return module
 
 
-settings = _load_settings()
+settings = _load("webapp/config.py", "webapp_settings")
 Server, App = settings.Server, settings.Config
+pinned = _load("webapp/realtime/transport/pinned.py", "webapp_pinned")
 
 
 # A request refused before it reached the app: status -> (status line, what the client is told).
@@ -51,6 +52,11 @@ class RefusesMalformedRequests(PyWSGIHandler):
     each bad request line, oversized header or flood of headers used to leave a traceback of
     about 20 lines (two for more than 100 headers: gevent printed its own too). Kept apart from
     the handler's other concerns; everything here runs only for a refused request.
+
+    It overrides internals of gevent 26.9.0's pywsgi handler and gunicorn 27.0.1's, listed in
+    ``PINNED`` below: gunicorn refuses to start when their installed code differs. (It lives
+    here, not in the app's package, because the master needs the worker class and must not
+    import the app.)
     """
 
     # After answering, read (and drop) what the client still sends, for a moment: closing with
@@ -190,6 +196,29 @@ control_socket_disable = not control_socket
 # Each worker imports the app itself: the message queue's listener must not be forked.
 preload_app = False
 
+PINNED = (
+    pinned.Pinned(
+        "gevent",
+        "26.9.0",
+        (
+            ("gevent.pywsgi:WSGIHandler._handle_client_error", "a3fbde482b69b9fd"),
+            ("gevent.pywsgi:WSGIHandler.handle_one_request", "14e946e9fb33cbb8"),
+            ("gevent.pywsgi:WSGIHandler.handle_one_response", "16fcb501fa891f23"),
+        ),
+        "gunicorn.conf.py's RefusesMalformedRequests",
+    ),
+    pinned.Pinned(
+        "gunicorn",
+        "27.0.1",
+        (("gunicorn.workers.ggevent:PyWSGIHandler.log_request", "d706f674002e792b"),),
+        "gunicorn.conf.py's RefusesMalformedRequests",
+    ),
+)
+for patched in PINNED:
+    try:
+        pinned.check(patched)
+    except RuntimeError as error:
+        _refuse(str(error))
 if "_chunked_input_error" not in pywsgi.Input.__slots__:
     _refuse(
         "gevent's pywsgi.Input no longer has _chunked_input_error (checked with gevent 26.9.0): "

@@ -61,6 +61,18 @@ def test_each_patch_matches_the_installed_code_of_its_pinned_version(patch):
         )
 
 
+def test_gunicorn_handlers_patch_checks_its_pinned_code():
+    """gunicorn.conf.py's RefusesMalformedRequests (loaded the way gunicorn loads it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", "gunicorn.conf.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    assert {p.distribution for p in conf.PINNED} == {"gevent", "gunicorn"}
+    for patch in conf.PINNED:
+        conf.pinned.check(patch)
+
+
 def test_a_patch_refuses_to_start_when_the_patched_code_changed():
     target, _digest = send_queue.PINNED.sources[0]
     changed = pinned.Pinned("python-engineio", "4.15.1", ((target, "0" * 16),), "some.patch")
