@@ -143,12 +143,12 @@ class Config:
     # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
     # it is redis://..., else process memory (right for one process only). See presence_url().
     PRESENCE_URL = os.environ.get("PRESENCE_URL") or None
-    # Its keys start with this (default: "<SOCKETIO_CHANNEL>:presence:").
-    PRESENCE_KEY_PREFIX = os.environ.get("PRESENCE_KEY_PREFIX") or None
+    # Its keys start with this (None: "<SOCKETIO_CHANNEL>:presence:"; tests set their own).
+    PRESENCE_KEY_PREFIX = None
     # Each worker refreshes its heartbeat this often; a worker silent for PRESENCE_TTL_SECONDS
     # is dead and its users' connections are dropped by any other worker's reaper.
-    PRESENCE_HEARTBEAT_SECONDS = _env_number("PRESENCE_HEARTBEAT_SECONDS", 5.0)
-    PRESENCE_TTL_SECONDS = _env_number("PRESENCE_TTL_SECONDS", 15.0)
+    PRESENCE_HEARTBEAT_SECONDS = 5.0
+    PRESENCE_TTL_SECONDS = 15.0
     # The heartbeat and reaper run in the background (tests drive them by hand).
     PRESENCE_BACKGROUND = True
     # Behind a reverse proxy: how many proxies set each X-Forwarded-* header (ProxyFix). Off
@@ -177,8 +177,8 @@ class Config:
     RATELIMIT_ENABLED = _env_flag("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URL = os.environ.get("RATELIMIT_STORAGE_URL") or None
     RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "moving-window")
-    # Its keys start with this (default: SOCKETIO_CHANNEL).
-    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX") or None
+    # Its keys start with this (None: SOCKETIO_CHANNEL; tests set their own).
+    RATELIMIT_KEY_PREFIX = None
     # Every login attempt from one address.
     RATELIMIT_LOGIN_PER_IP = os.environ.get("RATELIMIT_LOGIN_PER_IP", "20 per minute; 200 per hour")
     # Failed logins for one username, from anywhere (a password guessed from many addresses),

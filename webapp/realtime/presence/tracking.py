@@ -15,7 +15,7 @@ from flask import current_app
 from ...config import presence_key_prefix, presence_url
 from ...errors import ValidationError
 from ...extensions import socketio
-from .. import resync_everyone
+from .. import notify, resync_everyone
 from .memory import MemoryPresence
 from .redis_store import RedisPresence
 from .store import AWAY, ONLINE, STORE_ERRORS, TAB_STATUSES, Connection, PresenceStore, status_of
@@ -102,8 +102,6 @@ def set_status(sid: str, user, status, chosen=False) -> str:
     ``chosen``: the user picked the status for their account ("Appear away"): it holds in every
     tab and browser until they pick again, and each of their pages' switches follows it.
     """
-    from .. import notify
-
     if status not in TAB_STATUSES:
         raise ValidationError("'status' must be 'online' or 'away'.")
     if not isinstance(chosen, bool):
