@@ -120,8 +120,13 @@ class PresenceStore:
         raise NotImplementedError
 
     # Workers -------------------------------------------------------------------------------
+    def keep_alive(self, ttl: float) -> None:
+        """Mark this worker alive for ``ttl`` seconds, and nothing else (no database, no
+        announcement: it must not wait behind them)."""
+        raise NotImplementedError
+
     def heartbeat(self, ttl: float) -> set[int]:
-        """Mark this worker alive for ``ttl`` seconds.
+        """Mark this worker alive for ``ttl`` seconds and write its entries again if needed.
 
         Returns the users whose entries had to be written again because a reaper dropped them
         while this worker was too slow to beat (a reaper on another worker thought it dead).
@@ -211,9 +216,12 @@ class MemoryPresence(PresenceStore):
             else:
                 self.state.chosen.pop(user_id, None)
 
-    def heartbeat(self, ttl: float) -> set[int]:
+    def keep_alive(self, ttl: float) -> None:
         with self.state.lock:
             self.state.alive[self.worker_id] = self.clock() + ttl
+
+    def heartbeat(self, ttl: float) -> set[int]:
+        self.keep_alive(ttl)
         return set()
 
     def reap(self) -> set[int]:
@@ -447,10 +455,18 @@ class RedisPresence(PresenceStore):
         else:
             self.redis.delete(self._key("chosen", user_id))
 
-    def heartbeat(self, ttl: float) -> set[int]:
-        pipe = self.redis.pipeline()
+    def _queue_alive(self, pipe, ttl: float) -> None:
         pipe.set(self._key("alive", self.worker_id), "1", px=max(1, int(ttl * 1000)))
         pipe.sadd(self._key("workers"), self.worker_id)
+
+    def keep_alive(self, ttl: float) -> None:
+        pipe = self.redis.pipeline()
+        self._queue_alive(pipe, ttl)
+        pipe.execute()
+
+    def heartbeat(self, ttl: float) -> set[int]:
+        pipe = self.redis.pipeline()
+        self._queue_alive(pipe, ttl)
         pipe.smembers(self._key("worker", self.worker_id))
         stored = pipe.execute()[-1]
         local = dict(self.local)
@@ -549,6 +565,11 @@ def start_worker(app, store: PresenceStore, tick: Callable[[set[int]], object]) 
     """Once per worker process: clear our stale entries, then beat and reap every few seconds.
 
     ``tick(users)`` beats, reaps and announces the users whose status changed, ``users`` too.
+    A tick can take long: announcing a hundred users reaped after a worker died, while the
+    reconnecting tabs hold every pooled database connection, waited for the pool for seconds.
+    So a second loop does nothing but keep this worker's heartbeat key alive: a busy worker is
+    never taken for a dead one (which dropped all of its users and announced them Offline).
+    ``stop_worker`` ends both loops.
     """
     if store.started:
         return
@@ -562,9 +583,18 @@ def start_worker(app, store: PresenceStore, tick: Callable[[set[int]], object]) 
         return
 
     interval = app.config["PRESENCE_HEARTBEAT_SECONDS"]
+    ttl = app.config["PRESENCE_TTL_SECONDS"]
+
+    def keep_alive_forever():
+        while store.started:
+            socketio.sleep(interval)
+            try:
+                store.keep_alive(ttl)
+            except STORE_ERRORS:  # the store is down for a moment: the tick logs it
+                pass
 
     def beat_and_reap_forever():
-        while True:
+        while store.started:
             socketio.sleep(interval)
             try:
                 with app.app_context():
@@ -572,4 +602,10 @@ def start_worker(app, store: PresenceStore, tick: Callable[[set[int]], object]) 
             except Exception:  # the store is down for a moment: try again next beat
                 log.exception("presence heartbeat failed")
 
+    socketio.start_background_task(keep_alive_forever)
     socketio.start_background_task(beat_and_reap_forever)
+
+
+def stop_worker(store: PresenceStore) -> None:
+    """End the loops of :func:`start_worker` (after their current pause)."""
+    store.started = False
