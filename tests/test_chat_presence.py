@@ -306,9 +306,7 @@ def test_a_room_counts_as_read_while_a_shown_tab_has_it_and_not_while_hidden(app
     assert unread() == 0
 
 
-def test_a_tick_stuck_behind_the_database_does_not_get_its_worker_taken_for_dead(
-    app, redis_stores
-):
+def test_a_tick_stuck_behind_the_database_does_not_get_its_worker_taken_for_dead(app, redis_stores):
     """The tick announces through the database; while it waits (a pool held by a reconnect
     storm), the worker still beats, so another worker's reaper leaves its users Online."""
     busy, other = redis_stores("busy"), redis_stores("other")
