@@ -16,8 +16,10 @@ function serverEvents(stream, count) {
 const socketEvent = (stream, seq) => ["table:row", { stream, seq, id: seq, html: "" }];
 
 // Streams wired to a fake page and a fake server: what was applied, each fetch asked for, and
-// timers that run only when the test says so.
-function harness({ events = serverEvents("table", 10), answer = null } = {}) {
+// timers that run only when the test says so. A gated server answers once release() is called.
+function harness({ events = serverEvents("table", 10), answer = null, gated = false } = {}) {
+  let release = () => {};
+  const gate = gated ? new Promise((resolve) => { release = resolve; }) : null;
   const shown = [];
   const fetches = [];
   const reloads = [];
@@ -26,6 +28,7 @@ function harness({ events = serverEvents("table", 10), answer = null } = {}) {
   const streams = createStreams({
     fetchEvents: async (stream, afterSeq) => {
       fetches.push([stream, afterSeq]);
+      if (gate) await gate;
       if (answer) return answer(stream, afterSeq);
       return {
         status: 200,
@@ -46,7 +49,7 @@ function harness({ events = serverEvents("table", 10), answer = null } = {}) {
     for (const [fn] of due) fn();
     await settle();
   };
-  return { streams, shown, fetches, reloads, timers, runTimers };
+  return { streams, shown, fetches, reloads, timers, runTimers, release };
 }
 
 // Let every pending promise (fake fetches included) run to the end.
@@ -75,15 +78,7 @@ test("a repeat of an applied event is dropped", async () => {
 });
 
 test("an early event is held, the gap fetched at once, and everything applied in order", async () => {
-  let release;
-  const gate = new Promise((resolve) => { release = resolve; });
-  const events = serverEvents("table", 6);
-  const h = harness({
-    answer: async (stream, after) => {
-      await gate;
-      return { status: 200, events: events.filter((e) => e.seq > after), last_seq: 6 };
-    },
-  });
+  const h = harness({ events: serverEvents("table", 6), gated: true });
   h.streams.track("table", 3);
   h.streams.receive(...socketEvent("table", 6)); // 4 and 5 lost
   await settle();
@@ -93,7 +88,7 @@ test("an early event is held, the gap fetched at once, and everything applied in
   await settle();
   assert.deepEqual(h.shown, []);
   assert.equal(h.fetches.length, 1, "one fetch at a time");
-  release();
+  h.release();
   await settle();
   assert.deepEqual(seqs(h.shown), [4, 5, 6], "in seq order, each once");
   assert.equal(h.fetches.length, 1);
@@ -235,20 +230,12 @@ test("a catch-up during a fetch fetches once more after it", async () => {
 });
 
 test("a replaced list starts from its own seq, and an old fetch's answer is ignored", async () => {
-  let release;
-  const gate = new Promise((resolve) => { release = resolve; });
-  const events = serverEvents("room:a", 8);
-  const h = harness({
-    answer: async (stream, after) => {
-      await gate;
-      return { status: 200, events: events.filter((e) => e.seq > after), last_seq: 8 };
-    },
-  });
+  const h = harness({ events: serverEvents("room:a", 8), gated: true });
   h.streams.track("room:a", 1);
   h.streams.receive("chat:message", { stream: "room:a", seq: 5 });
   await settle();
   h.streams.track("room:a", 6); // the room shown again, rendered at seq 6
-  release();
+  h.release();
   await settle();
   assert.deepEqual(h.shown, [], "the first fetch was for a list that is gone");
   h.streams.receive("chat:message", { stream: "room:a", seq: 7 });
