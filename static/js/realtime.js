@@ -124,7 +124,7 @@
       .then((response) => {
         if (response.status === 410) return { status: 410 };
         if (!response.ok) throw new Error("events fetch failed: " + response.status);
-        return response.json().then((body) => ({ status: 200, events: body.events, last_seq: body.last_seq }));
+        return response.json().then((body) => ({ status: 200, ...body }));
       });
   }
 

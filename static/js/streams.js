@@ -16,8 +16,9 @@
 
   const RETRY_MS = [500, 1000, 2000, 5000, 10000];
 
-  // fetchEvents(stream, afterSeq) resolves to {status: 200, events: [{event, seq, ...data}],
-  // last_seq} or {status: 410}, and rejects when there was no usable answer (retried later).
+  // fetchEvents(stream, afterSeq) resolves to GET /events' answer, {status: 200, events:
+  // [{event, seq, ...data}], last_seq, head} (a long gap comes in pages: last_seq is the page's
+  // last, head the stream's), or {status: 410}; it rejects when there was no usable answer.
   // apply(event, data) shows one event; applied(stream, seq) is told the new last seq;
   // reload(stream) starts the list again from the server.
   function createStreams({ fetchEvents, apply, reload, applied = () => {}, timers = globalThis }) {
@@ -30,7 +31,7 @@
         stream,
         seq: Number.isInteger(seq) && seq > 0 ? seq : 0, // the last event applied
         held: new Map(), // seq -> [event, data]: arrived before the ones between
-        known: 0, // the highest seq known to exist (events held, stream:head, last_seq)
+        known: 0, // the highest seq known to exist (events held, stream:head, an answer's head)
         fetching: null, // the fetch under way, if any
         again: false, // fetch once more after it (a reconnect while it was under way)
         retries: 0,
@@ -85,7 +86,9 @@
           for (const { event, ...data } of answer.events || []) {
             if (Number.isInteger(data.seq)) hold(state, event, { ...data, stream: state.stream });
           }
-          if (Number.isInteger(answer.last_seq)) state.known = Math.max(state.known, answer.last_seq);
+          for (const seq of [answer.last_seq, answer.head]) {
+            if (Number.isInteger(seq)) state.known = Math.max(state.known, seq);
+          }
           drain(state);
         })
         .catch(() => { failed = true; })

@@ -30,11 +30,8 @@ function harness({ events = serverEvents("table", 10), answer = null, gated = fa
       fetches.push([stream, afterSeq]);
       if (gate) await gate;
       if (answer) return answer(stream, afterSeq);
-      return {
-        status: 200,
-        events: events.filter((e) => e.seq > afterSeq),
-        last_seq: events.length ? events[events.length - 1].seq : 0,
-      };
+      const head = events.length ? events[events.length - 1].seq : 0;
+      return { status: 200, events: events.filter((e) => e.seq > afterSeq), last_seq: head, head };
     },
     apply: (event, data) => shown.push([event, data.stream, data.seq]),
     reload: (stream) => reloads.push(stream),
@@ -164,13 +161,13 @@ test("a failed fetch is tried again later, with the held events kept", async () 
   assert.equal(h.timers.size, 0);
 });
 
-test("an answer that stops short of an announced event is fetched again until complete", async () => {
-  // The server pages its answer (or has not shown the last event yet): keep going.
+test("a long gap answered in pages is fetched page after page", async () => {
   const events = serverEvents("table", 9);
   const h = harness({
-    answer: async (stream, after) => ({
-      status: 200, events: events.filter((e) => e.seq > after).slice(0, 2), last_seq: 9,
-    }),
+    answer: async (stream, after) => {
+      const page = events.filter((e) => e.seq > after).slice(0, 2);
+      return { status: 200, events: page, last_seq: page[page.length - 1].seq, head: 9, more: true };
+    },
   });
   h.streams.track("table", 0);
   h.streams.head({ stream: "table", seq: 9 });
