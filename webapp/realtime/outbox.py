@@ -34,7 +34,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from flask import Flask, current_app
@@ -154,6 +154,72 @@ def prune(retention_seconds: float) -> int:
     )
     db.session.commit()
     return result.rowcount
+
+
+class Expired(LookupError):
+    """The events asked for are older than the outbox keeps (or were never given out)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """Events of one stream after a number, in order: ``last_seq`` is where they bring a
+    reader (the last one's seq, or the number asked after), ``head`` the stream's last."""
+
+    events: list[StreamEvent]
+    last_seq: int
+    head: int
+
+    @property
+    def more(self) -> bool:
+        return self.last_seq < self.head
+
+
+def events_after(stream: str, after_seq: int, limit: int, retention_seconds: float) -> Page:
+    """The stored events of ``stream`` numbered after ``after_seq``, at most ``limit``.
+
+    Expired when the next one is no longer kept (pruned, or older than the retention, which
+    pruning reaches only every minute or so), or when ``after_seq`` is beyond the stream's
+    head (a number this database never gave out: a client of another database).
+    """
+    # The head first: every event up to it has committed, so the events read next include
+    # them all (numbers follow commit order).
+    head = db.session.scalar(select(_streams.seq).where(_streams.stream == stream)) or 0
+    if after_seq > head:
+        raise Expired(f"'{stream}' has no event {after_seq}: reload the list.")
+    rows = db.session.execute(
+        select(
+            _events.seq,
+            _events.event,
+            _events.payload,
+            _events.html,
+            _events.target,
+            _events.created_at,
+        )
+        .where(_events.stream == stream, _events.seq > after_seq)
+        .order_by(_events.seq)
+        .limit(limit)
+    ).all()
+    cutoff = utcnow() - timedelta(seconds=retention_seconds)
+    expected = after_seq + 1
+    if after_seq < head and (
+        not rows or rows[0].seq != expected or _aware(rows[0].created_at) < cutoff
+    ):
+        raise Expired(
+            f"The events of '{stream}' after {after_seq} are no longer kept: reload the list."
+        )
+    events = []
+    for seq, event, payload, html, target, _created in rows:
+        if seq != expected:  # a hole pruned meanwhile: the next page will say it is gone
+            break
+        events.append(StreamEvent(stream, seq, event, payload, html, target))
+        expected += 1
+    last = events[-1].seq if events else after_seq
+    return Page(events, last, max(head, last))
+
+
+def _aware(moment):
+    # SQLite hands back naive times (stored in UTC).
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 _HEADS = select(_streams.stream, _streams.seq)
