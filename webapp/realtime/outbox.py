@@ -25,6 +25,11 @@ about a second, any committed event it has not seen go by:
 A relayed event that was late rather than lost reaches some clients twice; realtime.js drops
 the second copy (it drops inserted elements it already shows; edits and deletions apply the
 same way twice). The relay also deletes events older than ``OUTBOX_RETENTION_SECONDS``.
+
+The relay also tells its own worker's sockets each stream's head (``stream:head``, ``stream``
+and ``seq``) once this worker has sent them every event up to it, at most every
+``STREAM_HEAD_INTERVAL`` seconds per stream and only when it moved: a client whose last event
+of a stream was lost learns of the gap within a few seconds, even when nothing follows it.
 """
 
 import logging
@@ -43,7 +48,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import utcnow
 from ..extensions import db, socketio
-from . import broadcast, resync_local_clients
+from . import broadcast, notify_local, resync_local_clients, streams
 from .models import EventStream, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -246,6 +251,9 @@ class Relay:
         self.interval = app.config["OUTBOX_RELAY_INTERVAL"]
         self.grace = app.config["OUTBOX_RELAY_GRACE"]
         self.retention = app.config["OUTBOX_RETENTION_SECONDS"]
+        self.head_interval = app.config["STREAM_HEAD_INTERVAL"]
+        self.heads_told: dict[str, int] = {}  # the last stream:head sent, per stream
+        self.heads_told_at: dict[str, float] = {}
         # Whether this worker has sockets to deliver to (and a queue listener, if any).
         self.listening = listening or _listening
         # When (time.monotonic()) the listener last had read everything delivered to it.
@@ -351,12 +359,39 @@ class Relay:
             for key, since in list(self.found.items()):
                 if now - since > LOOKBACK.total_seconds():
                     del self.found[key]
+            heads_due = self._heads_due(moved, now)
+        self._tell_heads(heads_due)
         if now >= self.next_prune:
             self.next_prune = now + PRUNE_EVERY * random.uniform(0.8, 1.2)
             if prune(self.retention) >= PRUNE_BATCH:
                 self.next_prune = now  # more to delete: the next round goes on
 
         return sent
+
+    def _heads_due(self, moved: dict[str, int], now: float) -> dict[str, int]:
+        """The streams whose settled head moved since last told, and not told lately."""
+        due: dict[str, int] = {}
+        if not self.listening():
+            return due
+        for stream in moved:
+            done = self.done.get(stream, 0)
+            if done > self.heads_told.get(stream, 0) and (
+                now - self.heads_told_at.get(stream, float("-inf")) >= self.head_interval
+            ):
+                due[stream] = done
+                self.heads_told[stream] = done
+                self.heads_told_at[stream] = now
+        return due
+
+    def _tell_heads(self, due: dict[str, int]) -> None:
+        # Sent by each worker to its own sockets, after every event up to the head went out to
+        # them (their packets keep that order): a head never announces an event still on its way.
+        for stream, seq in due.items():
+            try:
+                to = streams.channel(stream)
+            except streams.StreamRefused:  # a stream no blueprint declares (any more)
+                continue
+            notify_local("stream:head", {"stream": stream, "seq": seq}, to=to)
 
     def _heads(self, since) -> dict[str, int]:
         # A connection of its own in autocommit: one round trip per look, where a pooled one
