@@ -114,6 +114,10 @@ class Config:
     OUTBOX_RELAY = _env_flag("OUTBOX_RELAY", True)
     OUTBOX_RELAY_INTERVAL = _env_number("OUTBOX_RELAY_INTERVAL", 0.5)
     OUTBOX_RELAY_GRACE = _env_number("OUTBOX_RELAY_GRACE", 0.4)
+    # GET /events answers at most this many events at once (a client asks again from the last).
+    EVENTS_PAGE_MAX = int(_env_number("EVENTS_PAGE_MAX", 500))
+    # stream:head goes to a stream's sockets at most this often, once its last event was sent.
+    STREAM_HEAD_INTERVAL = _env_number("STREAM_HEAD_INTERVAL", 2.0)
     # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
     # it is redis://..., else process memory (right for one process only).
     PRESENCE_URL = os.environ.get("PRESENCE_URL") or None

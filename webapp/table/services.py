@@ -10,12 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from ..client_ids import check_client_id
 from ..errors import NotFound, ValidationError
 from ..extensions import ID_MAX, clamp_id, db
-from ..realtime import outbox, render_fragment
+from ..realtime import outbox
+from .broadcasts import ROW_ADDED, ROW_DELETED
 from .models import Row, TableTotals
 
 LIMIT = 1_000_000_000
 TOTALS_ID = 1
-STREAM = "table"  # the outbox stream of every change to the table
 MAX_INPUT_LENGTH = 32
 # What a person types or pastes for -12 or +7 besides ASCII: the minus sign U+2212 (the help
 # text itself writes it, and so does typeset text), and the fullwidth forms that CJK input
@@ -153,7 +153,7 @@ def add_row_once(a, b, user=None, client_id=None) -> tuple[Row, bool]:
             raise
         return earlier, False
     new_totals = _adjust_totals(1, row.sum)
-    event = record_row_added(row, new_totals)
+    event = ROW_ADDED.record(row=row, totals=new_totals)
     # Detached, the row keeps those fields through the commit: the answer uses them as they
     # are instead of loading the row again (another transaction on the database).
     db.session.expunge(row)
@@ -181,22 +181,9 @@ def delete_row(row_id: int) -> None:
         db.session.rollback()
         raise NotFound(f"There is no row {row_id}.")
     new_totals = _adjust_totals(-1, -removed)
-    event = outbox.record(
-        STREAM, "table:row-deleted", {"id": row_id}, render_deleted(row_id, new_totals)
-    )
+    event = ROW_DELETED.record(row_id=row_id, totals=new_totals)
     db.session.commit()
     outbox.publish(event)
-
-
-def record_row_added(row: Row, new_totals: Totals) -> outbox.StreamEvent:
-    """Record the event of an added row, with the totals it left, before the commit."""
-    html = render_fragment("table/_row_added.html", row=row, totals=new_totals)
-    return outbox.record(STREAM, "table:row", row.to_dict(), html)
-
-
-def render_deleted(row_id: int, new_totals: Totals) -> str:
-    """The out-of-band fragment that removes a row and refreshes the footer."""
-    return render_fragment("table/_row_deleted.html", row_id=row_id, totals=new_totals)
 
 
 def iter_rows(batch_size: int = 1000):
