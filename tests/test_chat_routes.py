@@ -80,7 +80,7 @@ def test_messages_before_pages_back(accounts, alice):
 
 
 def test_catchup_too_far_behind_asks_for_a_reload(app, alice):
-    app.config["CHAT_CATCHUP_MAX"] = 2
+    app.config["LIVE_LIST_CATCHUP_MAX"] = 2
     for i in range(3):
         post(alice, f"m{i}")
     assert alice.client.get("/chat/general/messages?after=0").headers.get("HX-Refresh") == "true"

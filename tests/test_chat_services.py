@@ -183,7 +183,7 @@ def test_delete_own_message(app, alice, sent):
             user(alice), room, "oops", "0a6e0b52-3d1c-4f55-8b7a-111111111111"
         )
         services.delete_message(user(alice), message.id)
-        assert services.latest_messages(room, 50) == []
+        assert services.messages(room).newest(50) == []
         with pytest.raises(NotFound):
             services.delete_message(user(alice), message.id)
         with pytest.raises(NotFound):
@@ -204,10 +204,10 @@ def test_history_paging_in_display_order(app, alice, sent):
         room = services.find_room("general")
         app.extensions["presence"].allow = lambda *a: True  # no flood control here
         ids = [services.post_message(user(alice), room, str(i))[0].id for i in range(7)]
-        assert [m.id for m in services.latest_messages(room, 3)] == ids[-3:]
-        assert [m.id for m in services.messages_before(room, ids[4], 3)] == ids[1:4]
-        assert [m.id for m in services.messages_after(room, ids[2], 10)] == ids[3:]
-        assert [m.id for m in services.messages_after(room, ids[2], 2)] == ids[3:5]
+        assert [m.id for m in services.messages(room).newest(3)] == ids[-3:]
+        assert [m.id for m in services.messages(room).before(ids[4], 3)] == ids[1:4]
+        assert [m.id for m in services.messages(room).after(ids[2], 10)] == ids[3:]
+        assert [m.id for m in services.messages(room).after(ids[2], 2)] == ids[3:5]
 
 
 def test_rooms_unread_counts(app, accounts, alice, sent):

@@ -97,7 +97,10 @@ class Config:
     # SESSION_COOKIE_SECURE=1 makes it Secure always. No remember-me cookie is ever issued.
     SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE", False)
     TABLE_PAGE_SIZE = 50
-    TABLE_CATCHUP_MAX = 1000
+    # Every live list (webapp/realtime/live_list.py): a catch-up (?after=ID) brings at most this
+    # many items (more: the page reloads the list), a page (?before=ID&limit=N) at most this many.
+    LIVE_LIST_CATCHUP_MAX = int(_env_number("LIVE_LIST_CATCHUP_MAX", 1000))
+    LIVE_LIST_PAGE_MAX = 200
     # A chat page lists general, the viewer's rooms (up to this many) and up to this many
     # others, the most active among the rooms of the newest messages (this many of them) first;
     # "All rooms" lists every room, a page of this many at a time. So a page stays the same

@@ -13,11 +13,18 @@ from ..auth.services import check_name
 from ..client_ids import check_client_id
 from ..clock import utcnow
 from ..errors import NotFound, ValidationError
-from ..extensions import ID_MAX, clamp_id, db
-from ..realtime import notify, outbox, resync_everyone
+from ..extensions import ID_MAX, db
+from ..realtime import live_list, notify, outbox, resync_everyone
 from ..realtime.streams import StreamRefused
 from . import presence
-from .broadcasts import MESSAGE, MESSAGE_DELETED, MESSAGE_EDITED, PRESENCE, TYPING
+from .broadcasts import (
+    MESSAGE,
+    MESSAGE_DELETED,
+    MESSAGE_EDITED,
+    PRESENCE,
+    TYPING,
+    room_stream,
+)
 from .models import Member, Message, Room
 from .text import LONGEST, Unrenderable
 from .text import render as render_body
@@ -319,36 +326,10 @@ def member_statuses(room: Room) -> list[dict]:
 # Messages ---------------------------------------------------------------------------------
 
 
-def _visible(room: Room):
-    return select(Message).where(Message.room_id == room.id, Message.deleted_at.is_(None))
-
-
-def latest_messages(room: Room, limit: int) -> list[Message]:
-    """The newest ``limit`` messages, oldest first (display order)."""
-    query = _visible(room).order_by(Message.id.desc()).limit(limit)
-    return list(reversed(list(db.session.scalars(query))))
-
-
-def messages_before(room: Room, before_id: int, limit: int) -> list[Message]:
-    """The ``limit`` messages just older than ``before_id``, oldest first."""
-    query = (
-        _visible(room)
-        .where(Message.id < clamp_id(before_id))
-        .order_by(Message.id.desc())
-        .limit(limit)
-    )
-    return list(reversed(list(db.session.scalars(query))))
-
-
-def messages_after(room: Room, after_id: int, limit: int) -> list[Message]:
-    """Messages newer than ``after_id``, oldest first, at most ``limit``."""
-    query = (
-        _visible(room)
-        .where(Message.id > clamp_id(after_id))
-        .order_by(Message.id.asc())
-        .limit(limit)
-    )
-    return list(db.session.scalars(query))
+def messages(room: Room) -> live_list.LiveList:
+    """The room's live list of messages (not deleted): pages, catch-up and data-seq."""
+    visible = select(Message).where(Message.room_id == room.id, Message.deleted_at.is_(None))
+    return live_list.LiveList(visible, Message.id, room_stream(room))
 
 
 def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message, bool]:

@@ -3,15 +3,14 @@ CLI call these."""
 
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..client_ids import check_client_id
 from ..errors import NotFound, ValidationError
-from ..extensions import ID_MAX, clamp_id, db
-from ..realtime import outbox
-from .broadcasts import ROW_ADDED, ROW_DELETED
+from ..extensions import ID_MAX, db
+from ..realtime import live_list, outbox
+from .broadcasts import ROW_ADDED, ROW_DELETED, STREAM
 from .models import Row, TableTotals
 
 LIMIT = 1_000_000_000
@@ -110,22 +109,8 @@ def recount_totals() -> None:
     )
 
 
-def latest_rows(limit: int | None = None) -> list[Row]:
-    """The newest rows, newest first."""
-    limit = limit or current_app.config["TABLE_PAGE_SIZE"]
-    return list(db.session.scalars(select(Row).order_by(Row.id.desc()).limit(limit)))
-
-
-def rows_before(before_id: int, limit: int) -> list[Row]:
-    """Rows older than ``before_id``, newest first (paging back)."""
-    query = select(Row).where(Row.id < clamp_id(before_id)).order_by(Row.id.desc()).limit(limit)
-    return list(db.session.scalars(query))
-
-
-def rows_after(after_id: int, limit: int) -> list[Row]:
-    """Rows newer than ``after_id``, newest first; at most ``limit`` of the oldest such rows."""
-    query = select(Row).where(Row.id > clamp_id(after_id)).order_by(Row.id.asc()).limit(limit)
-    return list(reversed(list(db.session.scalars(query))))
+# The live list of rows (webapp/realtime/live_list.py): pages, catch-up and data-seq.
+ROWS = live_list.LiveList(select(Row), Row.id, STREAM)
 
 
 def add_row(a, b, user=None) -> Row:
