@@ -220,3 +220,28 @@ def test_a_room_repairs_a_lost_message_and_replays_edits_and_deletions(chat_serv
     assert [row[3] for row in bob.snapshot()] == [row[3] for row in fresh.snapshot()]
     assert all("WebSocket connection" in error for error in page.console.errors)
     assert_no_console_errors(ann.page, fresh.page)
+
+
+def test_a_page_further_behind_than_the_server_keeps_reloads(start_server, new_page):
+    # Events older than a second are no longer answered: GET /events says 410.
+    server = start_server(OUTBOX_RETENTION_SECONDS="1")
+    add_rows_over_http(server.url, [(1, 1)])
+    table = TablePage.open(new_page(), server.url)
+    table.wait_rows(1)
+    urls = watch(table.page)
+
+    table.page.context.set_offline(True)
+    expect(table.page.locator("#connection-status")).not_to_have_attribute(
+        "data-state", "connected"
+    )
+    add_rows_over_http(server.url, [(2, 2)])
+    table.page.wait_for_timeout(1500)  # row 2's event is now older than the server keeps
+    table.page.context.set_offline(False)
+
+    expect(table.row(2)).to_have_count(1)
+    assert not same_document(table.page), "the page did not reload"
+    assert events_fetched(urls, "table"), "the page did not ask /events first"
+    table.wait_rows(2)
+    fresh = TablePage.open(new_page(), server.url)
+    assert table.snapshot() == fresh.snapshot()
+    assert_no_console_errors(fresh.page)
