@@ -1,12 +1,32 @@
 """Numbered streams over a real gunicorn: broadcasts carry ``stream`` and ``seq``, ``GET /events``
 answers what a client missed, and ``stream:head`` tells the head after the last event."""
 
+import subprocess
+import sys
 import time
 
 import pytest
 
 from .clients import BrowserSession, LiveSocket, logged_in
 from .conftest import sqlite_server
+from .server import ROOT
+
+# A process that commits a chat message and is killed (SIGKILL) at the moment it would publish
+# its event: a worker killed between commit and publish.
+MESSAGE_KILLED_BEFORE_PUBLISH = """
+import os, signal, sys
+from sqlalchemy import select
+from webapp import create_app
+from webapp.auth.models import User
+from webapp.chat import services
+from webapp.extensions import db, socketio
+
+app = create_app()
+socketio.emit = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+with app.app_context():
+    alice = db.session.scalar(select(User).where(User.username == "alice"))
+    services.post_message(alice, services.find_room(sys.argv[1]), sys.argv[2])
+"""
 
 pytestmark = pytest.mark.e2e
 
@@ -115,3 +135,27 @@ def test_events_older_than_the_retention_answer_410(tmp_path):
         assert gone.status_code == 410 and "no longer kept" in gone.json()["error"]
         # Up to date: nothing is missing, nothing to refuse.
         assert events(session, "table", 2).json()["events"] == []
+
+
+def test_a_message_whose_writer_was_killed_before_publishing_reaches_its_room(live_server):
+    alice, bob = logged_in(live_server.url, "alice"), logged_in(live_server.url, "bob")
+    assert alice.post("/chat/general/messages", {"body": "first"}).status_code == 201
+    listening = joined(bob)
+    result = subprocess.run(
+        [sys.executable, "-c", MESSAGE_KILLED_BEFORE_PUBLISH, "general", "lost?"],
+        cwd=ROOT,
+        env=live_server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == -9, f"expected SIGKILL, got {result.returncode}: {result.stderr}"
+    died = time.monotonic()
+    listening.wait_for(lambda ev: any(e == "chat:message" for e, _ in ev))
+    print(f"\nthe unpublished message reached its room after {time.monotonic() - died:.2f} s")
+    [message] = listening.of("chat:message")
+    assert (message["body"], message["stream"], message["seq"]) == ("lost?", "room:general", 2)
+    time.sleep(1.5)  # several relay rounds: it comes once
+    assert len(listening.of("chat:message")) == 1
+    listening.disconnect()
