@@ -84,6 +84,10 @@ def test_catchup_too_far_behind_asks_for_a_reload(app, alice):
     for i in range(3):
         post(alice, f"m{i}")
     assert alice.client.get("/chat/general/messages?after=0").headers.get("HX-Refresh") == "true"
+    answer = alice.client.get(
+        "/chat/general/messages?after=0", headers={"Accept": "application/json"}
+    )
+    assert len(answer.get_json()["messages"]) == 2 and answer.get_json()["more"] is True
 
 
 @pytest.mark.parametrize("query", ["after=x", "before=1.5", "limit=a", "after=1&before=2"])

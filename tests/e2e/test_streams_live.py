@@ -8,6 +8,7 @@ import time
 import pytest
 
 from .clients import BrowserSession, LiveSocket, logged_in
+from .cluster import TableClient, spread
 from .conftest import sqlite_server
 from .server import ROOT
 
@@ -159,3 +160,27 @@ def test_a_message_whose_writer_was_killed_before_publishing_reaches_its_room(li
     time.sleep(1.5)  # several relay rounds: it comes once
     assert len(listening.of("chat:message")) == 1
     listening.disconnect()
+
+
+def test_every_worker_tells_its_own_sockets_the_head_after_the_last_event(cluster):
+    # Two workers on PostgreSQL and Redis: each relay tells the sockets of its own worker, after
+    # the events it sent them, so every client hears the head once per move, not once per worker.
+    web = cluster("redis").start_host(workers=2, STREAM_HEAD_INTERVAL="0.5")
+    clients: list[TableClient] = []
+    while len(clients) < 6 or len(spread(clients)) < 2:
+        clients.append(TableClient(web.url).connect())
+        assert len(clients) < 40, "all clients landed on one worker"
+    writer = BrowserSession(web.url)
+    for a in range(3):
+        assert writer.post("/table/rows", {"a": str(a), "b": "0"}).status_code == 201
+    for client in clients:
+        client.wait_for(
+            lambda ev: any(e == "stream:head" and d["seq"] == 3 for e, d in ev), timeout=10
+        )
+        # Handled in the order they came: every row was there before the head that covers it.
+        assert {row["seq"] for row in client.live} == {1, 2, 3}
+    time.sleep(1.5)  # more relay rounds: nothing moved, nothing told again
+    for client in clients:
+        heads = [d for e, d in client.events if e == "stream:head"]
+        assert heads[-1] == {"stream": "table", "seq": 3} and len(heads) <= 3, heads
+        client.disconnect()

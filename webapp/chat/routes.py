@@ -132,7 +132,9 @@ def messages(name: str):
     if after is not None:
         found = live.catch_up(after)
         if wants_json():
-            return jsonify(ok=True, messages=[m.to_dict() for m in found.items])
+            # ``more``: beyond the catch-up cap; reload, or ask again after the last one.
+            messages = [m.to_dict() for m in found.items]
+            return jsonify(ok=True, messages=messages, more=found.overflow)
         response = Response(render_template("chat/_catchup.html", messages=found.items))
         if found.overflow:
             # Too far behind to patch up message by message: htmx reloads the page.

@@ -11,6 +11,6 @@ def catchup(*args):
     after = data.get("after") if isinstance(data, dict) else None
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         return {"ok": False, "error": "'after' must be a row id (a whole number, 0 or more)."}
+    # At most LIVE_LIST_CATCHUP_MAX: a client that got that many asks again after the last.
     found = services.ROWS.catch_up(after)
-    # ``more``: beyond the catch-up cap; ask again after the last row.
-    return {"ok": True, "rows": [row.to_dict() for row in found.items], "more": found.overflow}
+    return {"ok": True, "rows": [row.to_dict() for row in found.items]}
