@@ -16,6 +16,7 @@ from ..errors import NotFound, ValidationError
 from ..extensions import db, socketio
 from ..ratelimits import client_address, limit_user
 from . import services
+from .broadcasts import channel
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def on_join(user, data):
     previous = services.enter_room(request.sid, user, room)
     if previous:
         leave_room(f"chat:{previous}")
-    join_room(services.channel(room))
+    join_room(channel(room))
     # Membership only: what this socket shows counts as read while its tab is looked at.
     services.join(user, room, read=False)
     return {
@@ -122,7 +123,7 @@ def on_join(user, data):
 def on_leave(user, data):
     """Sent by a room page when the user switches away, or by a client."""
     room = services.find_room(data.get("room"))
-    leave_room(services.channel(room))
+    leave_room(channel(room))
     services.leave_room(request.sid, user, room)
 
 

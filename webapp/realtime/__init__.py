@@ -40,6 +40,11 @@ def notify(event: str, data: dict[str, Any], to: str | None = None) -> None:
     socketio.emit(event, dict(data), to=to)
 
 
+def notify_local(event: str, data: dict[str, Any], to: str | None = None) -> None:
+    """Send a data-only ``event`` to the sockets of this worker only (every worker sends its own)."""
+    socketio.emit(event, dict(data), to=to, ignore_queue=True)
+
+
 def resync_local_clients() -> None:
     """Ask the clients of this worker only to catch up from the database (``server:resync``).
 
