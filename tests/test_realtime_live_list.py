@@ -25,6 +25,9 @@ def test_every_live_list_carries_its_stream_and_the_seq_it_reflects(app, client,
     alice.browser.post("/chat/general/messages", {"body": "two"})
     page = alice.client.get("/chat/general").get_data(as_text=True)
     assert SEQ.findall(page) == [("room:general", "2")]
+    # A catch-up says which number it reflects too.
+    assert alice.client.get("/chat/general/messages?after=0").headers["X-Seq"] == "2"
+    assert client.get("/table/rows?after=0").headers["X-Seq"] == "3"
 
 
 def test_table_and_chat_answer_in_one_order_with_one_cap(app):

@@ -16,7 +16,7 @@ from ..errors import NotFound, ValidationError
 from ..extensions import db, socketio
 from ..ratelimits import client_address, limit_user
 from . import services
-from .broadcasts import channel
+from .broadcasts import channel, channel_of
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def on_join(user, data):
     room = services.find_room(data.get("room"))
     previous = services.enter_room(request.sid, user, room)
     if previous:
-        leave_room(f"chat:{previous}")
+        leave_room(channel_of(previous))
     join_room(channel(room))
     # Membership only: what this socket shows counts as read while its tab is looked at.
     services.join(user, room, read=False)

@@ -134,8 +134,11 @@ def messages(name: str):
         if wants_json():
             # ``more``: beyond the catch-up cap; reload, or ask again after the last one.
             messages = [m.to_dict() for m in found.items]
-            return jsonify(ok=True, messages=messages, more=found.overflow)
+            answer = jsonify(ok=True, messages=messages, more=found.overflow)
+            answer.headers["X-Seq"] = str(found.seq)
+            return answer
         response = Response(render_template("chat/_catchup.html", messages=found.items))
+        response.headers["X-Seq"] = str(found.seq)
         if found.overflow:
             # Too far behind to patch up message by message: htmx reloads the page.
             response.headers["HX-Refresh"] = "true"

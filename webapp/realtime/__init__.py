@@ -9,6 +9,11 @@ process that is not a web worker (the CLI).
 A stored change (a table row, a chat message) is not broadcast directly: its event is recorded
 in the change's own transaction and published after the commit by :mod:`.outbox`, whose relay
 publishes whatever was committed but never published.
+
+The package: :mod:`.broadcasts` (how a blueprint declares its events), :mod:`.streams` (which
+streams exist and who reads them), :mod:`.outbox` and :mod:`.models` (numbering, storing,
+relaying, ``stream:head``), :mod:`.routes` (``GET /events``) and :mod:`.live_list` (paging and
+catch-up of every live list).
 """
 
 from typing import Any

@@ -9,7 +9,8 @@ templates reverse them); one cap, ``LIVE_LIST_CATCHUP_MAX``, bounds a catch-up, 
 - :meth:`LiveList.newest`: the page a list starts with;
 - :meth:`LiveList.before`: paging back (``?before=ID&limit=N``);
 - :meth:`LiveList.catch_up`: what is newer than the list's last id (``?after=ID``); more than
-  the cap is no catch-up but a reload (``overflow``: htmx gets ``HX-Refresh``);
+  the cap is no catch-up but a reload (``overflow``: htmx gets ``HX-Refresh``); the answer's
+  ``X-Seq`` header is the stream's number it reflects, as ``data-seq`` is a page's;
 - :meth:`LiveList.seq`: the last number of its stream the list reflects (``data-seq``). Read
   before the items: every event up to that number has committed (numbers follow commit order),
   so the items read next reflect at least those; a later event the list already shows is applied
@@ -32,6 +33,7 @@ from .models import EventStream
 class CatchUp:
     items: list[Any]
     overflow: bool  # more than the cap were newer: the list is reloaded instead
+    seq: int  # the stream's last number these items reflect (read before them)
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,9 @@ class LiveList:
     def catch_up(self, after_id: int) -> CatchUp:
         """What is newer than ``after_id``, up to the cap, oldest first."""
         cap = current_app.config["LIVE_LIST_CATCHUP_MAX"]
+        seq = self.seq()
         found = self.after(after_id, cap + 1)
-        return CatchUp(found[:cap], len(found) > cap)
+        return CatchUp(found[:cap], len(found) > cap, seq)
 
     def seq(self) -> int:
         """The stream's last number: read it before the items (see the module's docstring)."""

@@ -53,6 +53,7 @@ def rows():
         response = Response(
             render_template("table/_catchup.html", rows=found.items, totals=services.totals())
         )
+        response.headers["X-Seq"] = str(found.seq)
         if found.overflow:
             # Too far behind to patch up row by row: htmx reloads the page.
             response.headers["HX-Refresh"] = "true"
