@@ -1,5 +1,5 @@
 # make run   - install what is missing, migrate, serve at http://127.0.0.1:$(PORT) with gunicorn
-# make test  - install what is missing and run every test
+# make test  - install what is missing and run the tests (make test-slow: the long fault runs)
 # make dev   - flask's development server with hot reload
 # make soak  - 1,000 clients for 10 minutes on two workers with Redis and PostgreSQL (SOAK_ARGS)
 
@@ -16,7 +16,7 @@ VENDOR_FILES := node_modules/htmx.org/dist/htmx.min.js \
 	node_modules/bootstrap/dist/css/bootstrap.min.css \
 	node_modules/bootstrap/dist/js/bootstrap.bundle.min.js
 
-.PHONY: install run dev test migrate lint clean test-postgres soak
+.PHONY: install run dev test test-slow migrate lint clean test-postgres soak
 
 install: $(VENV)/.installed $(VENDOR)/.built
 
@@ -47,9 +47,19 @@ run: migrate
 dev: migrate
 	$(BIN)/flask --app wsgi run --debug --port $(PORT)
 
+# Fuzzing scale of `make test` (a third of the cases); `make test-slow` fuzzes at full scale.
+FUZZ_SCALE ?= 0.3
+
 test: install
 	@test -x "$${CHROMIUM:-/usr/bin/chromium}" || echo "make test: Chromium is not installed, so the browser tests (tests/browser) are skipped here and fail in CI. Install it with: sudo apt-get install -y chromium" >&2
-	$(BIN)/pytest $(PYTEST_ARGS)
+	FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+# The long runs (about 10 minutes): kill -9, deploys, database and Redis outages, slow
+# consumers, several workers and hosts, the soak and the benchmark smoke, then the fuzzing at
+# full scale. CI runs them after `make test`.
+test-slow: install
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+	FUZZ_SCALE=1 $(BIN)/pytest tests/test_fuzz_http.py tests/test_fuzz_socket.py $(PYTEST_ARGS)
 
 # The unit tests again on a fresh PostgreSQL database (needs TEST_POSTGRES_URL).
 test-postgres: install

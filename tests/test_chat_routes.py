@@ -80,10 +80,14 @@ def test_messages_before_pages_back(accounts, alice):
 
 
 def test_catchup_too_far_behind_asks_for_a_reload(app, alice):
-    app.config["CHAT_CATCHUP_MAX"] = 2
+    app.config["LIVE_LIST_CATCHUP_MAX"] = 2
     for i in range(3):
         post(alice, f"m{i}")
     assert alice.client.get("/chat/general/messages?after=0").headers.get("HX-Refresh") == "true"
+    answer = alice.client.get(
+        "/chat/general/messages?after=0", headers={"Accept": "application/json"}
+    )
+    assert len(answer.get_json()["messages"]) == 2 and answer.get_json()["more"] is True
 
 
 @pytest.mark.parametrize("query", ["after=x", "before=1.5", "limit=a", "after=1&before=2"])

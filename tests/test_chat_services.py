@@ -8,6 +8,7 @@ from webapp.chat.models import Member, Message, Room
 from webapp.clock import utcnow
 from webapp.errors import NotFound, ValidationError
 from webapp.extensions import db
+from webapp.realtime import broadcasts, outbox
 
 
 def count_messages(app) -> int:
@@ -19,11 +20,13 @@ def count_messages(app) -> int:
 def sent(monkeypatch):
     """What the services broadcast: (event, data, html, to)."""
     events = []
-    monkeypatch.setattr(
-        services,
-        "broadcast",
-        lambda event, data, html, to=None: events.append((event, data, html, to)),
-    )
+
+    def sent(event, data, html, to=None):
+        events.append((event, data, html, to))
+
+    # Numbered events go out through the outbox, the others straight from their declaration.
+    monkeypatch.setattr(outbox, "broadcast", sent)
+    monkeypatch.setattr(broadcasts, "broadcast", sent)
     return events
 
 
@@ -87,13 +90,15 @@ def test_post_message_commits_then_broadcasts_to_the_room(app, alice, sent):
             assert other.execute(db.text("SELECT body FROM messages")).scalar() == "hello"
     [(_event, data, html, to)] = only(sent, "chat:message")
     assert to == "chat:general"
-    assert set(data) == {"id", "room", "author", "body", "created_at"}
+    assert set(data) == {"id", "room", "author", "body", "created_at", "stream", "seq"}
+    # Numbered in the room's stream, in the message's transaction.
+    assert (data["stream"], data["seq"]) == ("room:general", 1)
     assert (data["room"], data["author"], data["body"]) == ("general", "alice", "hello")
     assert data["created_at"].endswith("Z")
     assert 'hx-swap-oob="beforeend:#messages"' in html and f'id="message-{data["id"]}"' in html
     # Posting made alice a member of general: the room hears of it.
     [(_, joined, member_html, to)] = only(sent, "chat:presence")
-    assert joined == {"user": "alice", "status": "offline"} and to == "chat:general"
+    assert joined == {"user": "alice", "status": "offline"} and to == ["chat:general"]
     assert 'hx-swap-oob="beforeend:#members"' in member_html
 
 
@@ -166,6 +171,7 @@ def test_edit_own_message_within_ten_minutes(app, accounts, alice, sent):
         assert db.session.get(Message, message.id).body == "hello"
     [(_event, data, html, to)] = only(sent, "chat:message-edited")
     assert data["body"] == "hello" and data["edited_at"] and to == "chat:general"
+    assert (data["stream"], data["seq"]) == ("room:general", 2)
     assert 'hx-swap-oob="true"' in html and 'data-role="edited"' in html
     assert only(sent, "chat:message-deleted") == []
 
@@ -177,7 +183,7 @@ def test_delete_own_message(app, alice, sent):
             user(alice), room, "oops", "0a6e0b52-3d1c-4f55-8b7a-111111111111"
         )
         services.delete_message(user(alice), message.id)
-        assert services.latest_messages(room, 50) == []
+        assert services.messages(room).newest(50) == []
         with pytest.raises(NotFound):
             services.delete_message(user(alice), message.id)
         with pytest.raises(NotFound):
@@ -188,7 +194,8 @@ def test_delete_own_message(app, alice, sent):
         )
         assert again.id == message.id and not created
     event, data, html, _to = sent[-1]
-    assert event == "chat:message-deleted" and data == {"id": message.id, "room": "general"}
+    assert event == "chat:message-deleted"
+    assert data == {"id": message.id, "room": "general", "stream": "room:general", "seq": 2}
     assert f'<article id="message-{message.id}" hx-swap-oob="delete">' in html
 
 
@@ -197,10 +204,10 @@ def test_history_paging_in_display_order(app, alice, sent):
         room = services.find_room("general")
         app.extensions["presence"].allow = lambda *a: True  # no flood control here
         ids = [services.post_message(user(alice), room, str(i))[0].id for i in range(7)]
-        assert [m.id for m in services.latest_messages(room, 3)] == ids[-3:]
-        assert [m.id for m in services.messages_before(room, ids[4], 3)] == ids[1:4]
-        assert [m.id for m in services.messages_after(room, ids[2], 10)] == ids[3:]
-        assert [m.id for m in services.messages_after(room, ids[2], 2)] == ids[3:5]
+        assert [m.id for m in services.messages(room).newest(3)] == ids[-3:]
+        assert [m.id for m in services.messages(room).before(ids[4], 3)] == ids[1:4]
+        assert [m.id for m in services.messages(room).after(ids[2], 10)] == ids[3:]
+        assert [m.id for m in services.messages(room).after(ids[2], 2)] == ids[3:5]
 
 
 def test_rooms_unread_counts(app, accounts, alice, sent):

@@ -130,6 +130,8 @@ markdownish = st.lists(st.sampled_from(PIECES) | st.text(max_size=8), max_size=8
 @example("look http://[x")
 @example("http://[abc]")
 @example("http://a＃b")
+@example("[]()")
+@example("[click](javascript:alert(1)) and [ok](https://example.com)")
 def test_any_text_renders_without_raising_and_only_into_allowed_html(text):
     text = text[:LONGEST]
     assert_allowed(str(render(text)))

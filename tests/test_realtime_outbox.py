@@ -7,6 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from webapp.chat.broadcasts import room_stream
+from webapp.chat.models import Room
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.realtime import outbox
@@ -246,3 +248,65 @@ def test_events_committed_before_the_relay_started_are_settled(app, sent):
         relay = worker(app)
         assert relay.tick() + relay.tick() == [] and sent == []
         assert relay.done == {"table": 1}
+
+
+@pytest.fixture
+def heads(monkeypatch):
+    """The stream:head notices a relay sends to its worker's sockets: (data, to)."""
+    told = []
+    monkeypatch.setattr(
+        outbox, "notify_local", lambda event, data, to=None: told.append((event, data, to))
+    )
+    return told
+
+
+def test_the_relay_tells_each_streams_head_once_it_sent_every_event_up_to_it(app, sent, heads):
+    relay = worker(app, grace=0.5)
+    relay.head_interval = 0
+    app.extensions["outbox"] = relay
+    with app.app_context():
+        relay.tick()
+        services.add_row(1, 1)
+        services.add_row(2, 2)
+        # A room's message committed by a writer that died before publishing it.
+        room = db.session.scalar(select(Room).where(Room.name_key == "general"))
+        message = outbox.record(
+            room_stream(room),
+            "chat:message",
+            {"id": 1},
+            "<p></p>",
+            to="chat:general",
+        )
+        db.session.commit()
+        relay.tick()
+        # The table's events went out: its head is told to every socket. The room's event is
+        # still missing here (within the grace): its head waits.
+        assert heads == [("stream:head", {"stream": "table", "seq": 2}, None)]
+        relay.found[("room:general", message.seq)] -= 1
+        relay.tick()  # relayed now, and its head is told to the room's channel after it
+        assert heads[1:] == [("stream:head", {"stream": "room:general", "seq": 1}, "chat:general")]
+        assert sent[-1][0] == "chat:message"
+        relay.tick()
+        assert len(heads) == 2  # nothing moved: nothing told again
+
+
+def test_heads_are_told_at_most_every_interval_and_not_without_sockets(app, sent, heads):
+    relay = worker(app)
+    relay.head_interval = 60
+    app.extensions["outbox"] = relay
+    with app.app_context():
+        relay.tick()
+        services.add_row(1, 1)
+        relay.tick()
+        services.add_row(2, 2)
+        relay.tick()
+        assert [data["seq"] for _e, data, _to in heads] == [1]
+        relay.heads_told_at["table"] -= 60
+        relay.tick()
+        assert [data["seq"] for _e, data, _to in heads] == [1, 2]
+        idle = worker(app, listening=False)
+        idle.head_interval = 0
+        idle.tick()
+        services.add_row(3, 3)
+        idle.tick()
+        assert len(heads) == 2

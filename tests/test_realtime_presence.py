@@ -350,3 +350,31 @@ def test_a_room_counts_as_read_while_a_shown_tab_has_it_and_not_while_hidden(app
     assert unread() == 1
     tab.emit("presence:set", {"status": "online"}, callback=True)  # looked at again
     assert unread() == 0
+
+
+def test_a_tick_stuck_behind_the_database_does_not_get_its_worker_taken_for_dead(app, redis_stores):
+    """The tick announces through the database; while it waits (a pool held by a reconnect
+    storm), the worker still beats, so another worker's reaper leaves its users Online."""
+    busy, other = redis_stores("busy"), redis_stores("other")
+    ticks = []
+    released = False
+
+    def tick(users):
+        ticks.append(users)
+        while len(ticks) > 1 and not released:
+            socketio.sleep(0.05)  # as a greenlet waits for a pooled connection
+
+    app.config.update(
+        PRESENCE_BACKGROUND=True, PRESENCE_HEARTBEAT_SECONDS=0.1, PRESENCE_TTL_SECONDS=0.5
+    )
+    presence.start_worker(app, busy, tick)  # clears what was left under its id, then beats
+    connect(busy, "b1", 1)
+    try:
+        socketio.sleep(2)  # four times the heartbeat's time to live
+        assert len(ticks) == 2  # the second tick is still stuck
+        assert other.reap() == set()
+        assert other.status(1) == ONLINE
+    finally:
+        presence.stop_worker(busy)
+        released = True
+        socketio.sleep(0.3)  # both loops have seen the stop

@@ -168,7 +168,7 @@ def test_out_of_range_limit_is_clamped(browser, client, limit):
 
 
 def test_catchup_too_far_behind_asks_for_a_reload(browser, client, app):
-    app.config["TABLE_CATCHUP_MAX"] = 2
+    app.config["LIVE_LIST_CATCHUP_MAX"] = 2
     for i in range(3):
         browser.post("/table/rows", {"a": str(i), "b": "0"})
     response = client.get("/table/rows?after=0")

@@ -95,10 +95,11 @@ def test_totals_and_paging(app):
         for i in range(1, 8):
             services.add_row(i, i)
         assert services.totals() == services.Totals(7, sum(2 * i for i in range(1, 8)))
-        assert [r.id for r in services.latest_rows(3)] == [7, 6, 5]
-        assert [r.id for r in services.rows_before(5, 3)] == [4, 3, 2]
-        assert [r.id for r in services.rows_after(4, 10)] == [7, 6, 5]
-        assert [r.id for r in services.rows_after(2, 2)] == [4, 3]
+        # The live-list protocol answers oldest first, like every live list.
+        assert [r.id for r in services.ROWS.newest(3)] == [5, 6, 7]
+        assert [r.id for r in services.ROWS.before(5, 3)] == [2, 3, 4]
+        assert [r.id for r in services.ROWS.after(4, 10)] == [5, 6, 7]
+        assert [r.id for r in services.ROWS.after(2, 2)] == [3, 4]
 
 
 def test_delete_row(app):

@@ -123,12 +123,14 @@ def register_blueprints(app: Flask) -> None:
     from . import health
     from .auth import bp as auth_bp
     from .chat import bp as chat_bp
+    from .realtime.routes import bp as realtime_bp
     from .table import bp as table_bp
 
     app.register_blueprint(table_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(chat_bp)
+    app.register_blueprint(realtime_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

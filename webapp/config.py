@@ -121,9 +121,11 @@ class Config:
     # SESSION_COOKIE_SECURE=1 makes it Secure always. No remember-me cookie is ever issued.
     SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE", False)
     TABLE_PAGE_SIZE = 50
-    TABLE_CATCHUP_MAX = 1000
     CHAT_PAGE_SIZE = 50
-    CHAT_CATCHUP_MAX = 1000
+    # Every live list (webapp/realtime/live_list.py): a catch-up (?after=ID) brings at most this
+    # many items (more: the page reloads the list), a page (?before=ID&limit=N) at most this many.
+    LIVE_LIST_CATCHUP_MAX = int(_env_number("LIVE_LIST_CATCHUP_MAX", 1000))
+    LIVE_LIST_PAGE_MAX = 200
     # A chat page lists general, the viewer's rooms (up to this many) and up to this many
     # others, the most active among the rooms of the newest messages (this many of them) first;
     # "All rooms" lists every room, a page of this many at a time. So a page stays the same
@@ -140,6 +142,10 @@ class Config:
     OUTBOX_RELAY = _env_flag("OUTBOX_RELAY", True)
     OUTBOX_RELAY_INTERVAL = _env_number("OUTBOX_RELAY_INTERVAL", 0.5)
     OUTBOX_RELAY_GRACE = _env_number("OUTBOX_RELAY_GRACE", 0.4)
+    # GET /events answers at most this many events at once (a client asks again from the last).
+    EVENTS_PAGE_MAX = int(_env_number("EVENTS_PAGE_MAX", 500))
+    # stream:head goes to a stream's sockets at most this often, once its last event was sent.
+    STREAM_HEAD_INTERVAL = _env_number("STREAM_HEAD_INTERVAL", 2.0)
     # Where presence, flood control and typing throttles live; default: MESSAGE_QUEUE_URL when
     # it is redis://..., else process memory (right for one process only). See presence_url().
     PRESENCE_URL = os.environ.get("PRESENCE_URL") or None

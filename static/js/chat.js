@@ -121,9 +121,13 @@
       }
       if (!ack.ok) return feedback(ack.error, true);
       // Messages posted, or presence changed, between this page's render and the join:
-      // fetch them (realtime.js catches up every live list, the members too).
+      // fetch them (realtime.js catches up every live list, the members too). A list with a
+      // stream asks its stream anyway: an edit or a deletion does not move the newest id.
       const behind = ack.last_id > newestShown() || membersDiffer(ack.members);
-      if (behind && window.realtime.catchUp) window.realtime.catchUp();
+      if (window.realtime.catchUp) {
+        if (behind) window.realtime.catchUp();
+        else window.realtime.catchUp("[data-stream]");
+      }
       flush();
     });
   }

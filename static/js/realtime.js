@@ -3,7 +3,9 @@
 // Every server event carries `html`: a fragment whose elements have hx-swap-oob, rendered once
 // on the server for everyone. This file applies it with one generic htmx swap, keeps keyed
 // lists free of duplicates and in id order, and after every (re)connect catches each live list
-// up from the database so the page equals a fresh load.
+// up from the database so the page equals a fresh load. A list that names its stream
+// (data-stream, data-seq) is kept in its stream's seq order by streams.js: a gap is fetched from
+// /events at once, and a reconnect replays the events missed; one without catches up by id.
 (function () {
   "use strict";
 
@@ -13,6 +15,9 @@
   let connectedBefore = false;
   let catchingUp = 0;
   let queued = [];
+  let streams = null; // streams.js, for the lists that name their stream
+  const tracked = new Set(); // the streams of the lists shown
+  const bound = new WeakSet(); // the lists whose stream is tracked from their own data-seq
 
   function setStatus(state, text) {
     const badge = document.getElementById("connection-status");
@@ -83,14 +88,70 @@
     document.dispatchEvent(new CustomEvent("realtime:" + event, { detail: data }));
   }
 
+  // Numbered streams ----------------------------------------------------------------------------
+  const isStreamed = (list) => Boolean(list.dataset.stream && list.dataset.seq);
+
+  function streamList(stream) {
+    return document.querySelector(`[data-live-list][data-stream="${CSS.escape(stream)}"]`);
+  }
+
+  // Track the stream of each live list shown, from the seq it was rendered with; a list htmx
+  // put in place of another (a room switch, history) starts again from its own.
+  function bindStreams() {
+    const shown = new Set();
+    for (const list of document.querySelectorAll("[data-live-list][data-stream]")) {
+      if (!isStreamed(list)) continue;
+      const stream = list.dataset.stream;
+      shown.add(stream);
+      if (bound.has(list) && tracked.has(stream)) continue;
+      bound.add(list);
+      tracked.add(stream);
+      streams.track(stream, Number(list.dataset.seq) || 0);
+    }
+    for (const stream of tracked) {
+      if (shown.has(stream)) continue;
+      tracked.delete(stream);
+      streams.untrack(stream);
+    }
+  }
+
+  // GET /events: the stream's events after a seq, with their fragments.
+  function fetchEvents(stream, afterSeq) {
+    const list = streamList(stream);
+    const base = (list && list.dataset.eventsUrl) || "/events";
+    const query = new URLSearchParams({ stream: stream, after_seq: String(afterSeq) });
+    return fetch(base + "?" + query, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then((response) => {
+        if (response.status === 410) return { status: 410 };
+        if (!response.ok) throw new Error("events fetch failed: " + response.status);
+        return response.json().then((body) => ({ status: 200, ...body }));
+      });
+  }
+
+  function catchUpStream(list) {
+    return streams.catchUp(list.dataset.stream).then(() => {
+      list.dispatchEvent(new CustomEvent("realtime:caught-up", { bubbles: true }));
+    });
+  }
+
+  // A socket event: numbered ones of a tracked stream go through streams.js (in seq order, once);
+  // the rest are applied now, or after the catch-up under way.
+  function deliver(event, data) {
+    bindStreams();
+    if (event === "stream:head") return void streams.head(data);
+    if (streams.receive(event, data)) return;
+    if (catchingUp > 0) queued.push([event, data]);
+    else handle(event, data);
+  }
+
   function ids(list) {
     return Array.from(list.children).map(numericId).filter((id) => id !== null);
   }
 
-  // First connect: fetch what was added between render and subscribe. Reconnect: re-fetch the
-  // whole window the page shows (and anything newer) and replace it, so that edits and
-  // deletions made while disconnected are caught too. The answer is an out-of-band fragment
-  // applied like any socket event.
+  // A list without a stream, by id. First connect: fetch what was added between render and
+  // subscribe. Reconnect: re-fetch the whole window the page shows (and anything newer) and
+  // replace it, so that edits and deletions made while disconnected are caught too. The answer
+  // is an out-of-band fragment applied like any socket event.
   function catchUp(list, reconnect) {
     const shown = ids(list);
     const replace = reconnect && shown.length > 0;
@@ -115,16 +176,21 @@
       });
   }
 
-  function catchUpAll(reconnect) {
-    const lists = document.querySelectorAll("[data-live-list]");
+  // Every live list (or those matching `selector`): a streamed one replays its stream's events
+  // since its last seq, the others fetch by id as above.
+  function catchUpAll(reconnect, selector) {
+    bindStreams();
+    const lists = Array.from(document.querySelectorAll("[data-live-list]"))
+      .filter((list) => !selector || list.matches(selector));
     catchingUp += 1;
-    Promise.allSettled(Array.from(lists, (list) => catchUp(list, reconnect))).then(() => {
-      catchingUp -= 1;
-      if (catchingUp > 0) return;
-      const pending = queued;
-      queued = [];
-      for (const [event, data] of pending) handle(event, data);
-    });
+    Promise.allSettled(lists.map((list) => (isStreamed(list) ? catchUpStream(list) : catchUp(list, reconnect))))
+      .then(() => {
+        catchingUp -= 1;
+        if (catchingUp > 0) return;
+        const pending = queued;
+        queued = [];
+        for (const [event, data] of pending) deliver(event, data);
+      });
   }
 
   // The page after a logout elsewhere (reached by the reload below) says why: the login page
@@ -150,6 +216,18 @@
 
   function start() {
     showLoggedOutNote();
+    streams = window.streams.createStreams({
+      fetchEvents: fetchEvents,
+      apply: handle,
+      // The list shows its stream up to here (read again if htmx keeps it in its history).
+      applied: (stream, seq) => {
+        const list = streamList(stream);
+        if (list) list.dataset.seq = String(seq);
+      },
+      // The server no longer keeps what this page misses: load it again, as when a catch-up by
+      // id is too far behind (HX-Refresh).
+      reload: () => window.location.reload(),
+    });
     const socket = io({
       transports: ["websocket"],
       auth: (send) => {
@@ -157,10 +235,11 @@
         send({ status: window.realtime.connectStatus });
       },
     });
-    // catchUp(): page scripts call it after joining a room, to close the gap since render.
+    // catchUp(selector): page scripts call it after joining a room, to close the gap since
+    // render (every live list, or those matching the selector).
     // tabStatus: set by chat.js; connectStatus: the status the last connect sent.
     window.realtime = {
-      socket: socket, catchUp: () => catchUpAll(false), tabStatus: null, connectStatus: null,
+      socket: socket, catchUp: (selector) => catchUpAll(false, selector), tabStatus: null, connectStatus: null,
     };
     socket.on("connect", () => {
       setStatus("connected", "Live");
@@ -194,10 +273,7 @@
     });
     socket.io.on("reconnect_attempt", () => setStatus("reconnecting", "Reconnecting…"));
     socket.io.on("reconnect_failed", () => setStatus("offline", "Offline"));
-    socket.onAny((event, data) => {
-      if (catchingUp > 0) queued.push([event, data]);
-      else handle(event, data);
-    });
+    socket.onAny(deliver);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -14,7 +14,7 @@ import pytest
 
 from .server import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SERVERS = ("app", "baseline", "flask-socketio", "node-ws")
 

@@ -15,7 +15,7 @@ from .clients import BrowserSession, CatchUpClient, logged_in
 from .faults import Writers, accounted, children, slow_post, stored, wait, wait_healthy
 from .server import LiveServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 WATCHERS = 24
 GRACE = 5  # GRACEFUL_TIMEOUT: how long old workers keep their websockets on a deploy

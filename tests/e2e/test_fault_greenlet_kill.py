@@ -18,7 +18,7 @@ import pytest
 
 from .server import BIN, ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SCRIPT = Path(__file__).with_name("greenlet_kills.py")
 

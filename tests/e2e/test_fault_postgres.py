@@ -13,7 +13,7 @@ from .clients import BrowserSession, logged_in
 from .faults import TcpProxy, children, timed_request, wait_healthy
 from .server import LiveServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 JSON = {"Accept": "application/json"}
 HTMX = {"HX-Request": "true"}

@@ -16,7 +16,7 @@ from .clients import logged_in
 from .cluster import ChatClient, TableClient, post_row, spread
 from .faults import timed_request, wait
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 JSON = {"Accept": "application/json"}
 

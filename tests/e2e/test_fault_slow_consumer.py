@@ -21,7 +21,7 @@ from .clients import logged_in
 from .faults import children, rss_kib, wait
 from .server import LiveServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SLOW = 10  # sockets that never read
 AUTHORS, PER_AUTHOR = 30, 9  # flood control allows 10 messages in 10 s per user

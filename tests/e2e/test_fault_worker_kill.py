@@ -16,7 +16,7 @@ import pytest
 from .clients import CatchUpClient, logged_in
 from .faults import Writers, accounted, children, slow_post, stored, wait
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CLIENTS = int(os.environ.get("FAULT_CLIENTS", "200"))
 HELD = 12  # tabs kept closed for a while after they lose their socket (a laptop lid)

@@ -13,7 +13,7 @@ from .clients import logged_in
 from .cluster import ChatClient
 from .faults import children
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def join_spread(url: str, workers: set[str], per_worker: int = 2, limit: int = 16):

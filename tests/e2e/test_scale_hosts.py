@@ -7,7 +7,7 @@ import requests
 from .clients import BrowserSession, logged_in
 from .cluster import ChatClient, TableClient, post_row, spread
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_two_hosts_behind_nginx_share_every_row(cluster, balancer):

@@ -6,7 +6,7 @@ import pytest
 
 from .cluster import TableClient, post_row, spread
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_relaying_resumes_after_a_redis_restart_and_nothing_is_lost(cluster, own_redis):

@@ -6,7 +6,7 @@ import pytest
 
 from .cluster import TableClient, post_row, spread
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CLIENTS = 50
 ROWS = 20

@@ -22,7 +22,7 @@ from tests.services import require
 
 from .server import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CLIENTS = 200
 RSS_GROWTH_BOUND = 0.25

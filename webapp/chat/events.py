@@ -18,6 +18,7 @@ from ..extensions import db, socketio
 from ..ratelimits import limit_user
 from ..realtime import presence
 from . import services
+from .broadcasts import channel, channel_of
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ def on_join(user, data):
     room = services.find_room(data.get("room"))
     previous = services.enter_room(request.sid, user, room)
     if previous:
-        leave_room(f"chat:{previous}")
-    join_room(services.channel(room))
+        leave_room(channel_of(previous))
+    join_room(channel(room))
     # Membership only: what this socket shows counts as read while its tab is looked at.
     services.join(user, room, read=False)
     return {
@@ -82,7 +83,7 @@ def on_join(user, data):
 def on_leave(user, data):
     """Sent by a room page when the user switches away, or by a client."""
     room = services.find_room(data.get("room"))
-    leave_room(services.channel(room))
+    leave_room(channel(room))
     services.leave_room(request.sid, user, room)
 
 

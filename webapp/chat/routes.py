@@ -10,10 +10,8 @@ from ..clock import utcnow
 from ..errors import NotFound, ValidationError
 from ..htmx import int_arg, is_htmx, render, wants_json
 from ..ratelimits import counted_if_done
-from ..realtime import presence
+from ..realtime import live_list, presence
 from . import bp, services
-
-PAGE_MAX = 200
 
 
 def _room_or_404(name: str):
@@ -34,11 +32,15 @@ def _room_list(current=None) -> dict:
 
 
 def _room_context(room, **context) -> dict:
-    messages = services.latest_messages(room, current_app.config["CHAT_PAGE_SIZE"])
+    live = services.messages(room)
+    seq = live.seq()  # before the messages: see live_list
+    messages = live.newest(current_app.config["CHAT_PAGE_SIZE"])
     return {
         "current_room": room,
         **_room_list(room),
         "messages": messages,
+        "stream": live.stream,
+        "seq": seq,
         "members": services.members(room),
         "last_id": services.last_message_id(room),
         "oldest_id": messages[0].id if messages else 0,
@@ -126,23 +128,24 @@ def messages(name: str):
     after, before, limit = int_arg("after"), int_arg("before"), int_arg("limit")
     if after is not None and before is not None:
         abort(400, description="Use either 'after' or 'before', not both.")
+    live = services.messages(room)
     if after is not None:
-        cap = current_app.config["CHAT_CATCHUP_MAX"]
-        found = services.messages_after(room, after, cap + 1)
+        found = live.catch_up(after)
         if wants_json():
-            return jsonify(ok=True, messages=[m.to_dict() for m in found[:cap]])
-        response = Response(render_template("chat/_catchup.html", messages=found[:cap]))
-        if len(found) > cap:
+            # ``more``: beyond the catch-up cap; reload, or ask again after the last one.
+            messages = [m.to_dict() for m in found.items]
+            answer = jsonify(ok=True, messages=messages, more=found.overflow)
+            answer.headers["X-Seq"] = str(found.seq)
+            return answer
+        response = Response(render_template("chat/_catchup.html", messages=found.items))
+        response.headers["X-Seq"] = str(found.seq)
+        if found.overflow:
             # Too far behind to patch up message by message: htmx reloads the page.
             response.headers["HX-Refresh"] = "true"
         # Not marked read here: a hidden tab catches up too (services.read_what_is_shown).
         return response
-    limit = min(max(limit or current_app.config["CHAT_PAGE_SIZE"], 1), PAGE_MAX)
-    found = (
-        services.messages_before(room, before, limit)
-        if before is not None
-        else services.latest_messages(room, limit)
-    )
+    limit = live_list.page_limit(limit, current_app.config["CHAT_PAGE_SIZE"])
+    found = live.before(before, limit) if before is not None else live.newest(limit)
     if wants_json():
         return jsonify(ok=True, messages=[m.to_dict() for m in found])
     return render_template(

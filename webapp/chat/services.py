@@ -9,16 +9,26 @@ import math
 import unicodedata
 
 from flask import current_app
+from flask_login import current_user
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..auth.models import User
 from ..auth.services import check_name
 from ..client_ids import check_client_id
-from ..clock import iso_utc, utcnow
+from ..clock import utcnow
 from ..errors import NotFound, ValidationError
-from ..extensions import ID_MAX, clamp_id, db
-from ..realtime import broadcast, presence, render_fragment
+from ..extensions import ID_MAX, db
+from ..realtime import live_list, outbox, presence
+from ..realtime.streams import StreamRefused
+from .broadcasts import (
+    MESSAGE,
+    MESSAGE_DELETED,
+    MESSAGE_EDITED,
+    PRESENCE,
+    TYPING,
+    room_stream,
+)
 from .models import Member, Message, Room
 from .text import LONGEST, Unrenderable
 from .text import render as render_body
@@ -41,11 +51,6 @@ class SlowDown(ValidationError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def channel(room: Room) -> str:
-    """The Socket.IO room of a chat room: its sockets get its messages, typing and presence."""
-    return f"chat:{room.name_key}"
 
 
 # Validation -------------------------------------------------------------------------------
@@ -109,6 +114,26 @@ def find_room(name) -> Room:
     if room is None:
         raise NotFound(f"There is no room '{name}'.")
     return room
+
+
+def can_read_room(user, room: Room) -> bool:
+    """Whether ``user`` may read ``room``'s messages and events: every room is public to
+    those logged in (the one place to change for private rooms)."""
+    return bool(user is not None and user.is_authenticated)
+
+
+def check_stream_readable(key: str | None) -> None:
+    """Raise StreamRefused unless the viewer may read the stream ``room:<key>`` (/events).
+
+    A room the viewer may not read answers exactly as one that does not exist.
+    """
+    if not current_user.is_authenticated:
+        raise StreamRefused("Log in to read a room's events.", status=401)
+    room = None
+    if key is not None and key == key.lower():
+        room = db.session.scalar(select(Room).where(Room.name_key == key))
+    if room is None or not can_read_room(current_user, room):
+        raise StreamRefused(f"There is no stream 'room:{key}'.")
 
 
 def create_room(name) -> Room:
@@ -292,36 +317,10 @@ def member_statuses(room: Room) -> list[dict]:
 # Messages ---------------------------------------------------------------------------------
 
 
-def _visible(room: Room):
-    return select(Message).where(Message.room_id == room.id, Message.deleted_at.is_(None))
-
-
-def latest_messages(room: Room, limit: int) -> list[Message]:
-    """The newest ``limit`` messages, oldest first (display order)."""
-    query = _visible(room).order_by(Message.id.desc()).limit(limit)
-    return list(reversed(list(db.session.scalars(query))))
-
-
-def messages_before(room: Room, before_id: int, limit: int) -> list[Message]:
-    """The ``limit`` messages just older than ``before_id``, oldest first."""
-    query = (
-        _visible(room)
-        .where(Message.id < clamp_id(before_id))
-        .order_by(Message.id.desc())
-        .limit(limit)
-    )
-    return list(reversed(list(db.session.scalars(query))))
-
-
-def messages_after(room: Room, after_id: int, limit: int) -> list[Message]:
-    """Messages newer than ``after_id``, oldest first, at most ``limit``."""
-    query = (
-        _visible(room)
-        .where(Message.id > clamp_id(after_id))
-        .order_by(Message.id.asc())
-        .limit(limit)
-    )
-    return list(db.session.scalars(query))
+def messages(room: Room) -> live_list.LiveList:
+    """The room's live list of messages (not deleted): pages, catch-up and data-seq."""
+    visible = select(Message).where(Message.room_id == room.id, Message.deleted_at.is_(None))
+    return live_list.LiveList(visible, Message.id, room_stream(room))
 
 
 def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message, bool]:
@@ -354,6 +353,8 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         if new_member:
             db.session.add(Member(room_id=room.id, user_id=user.id))
         try:
+            db.session.flush()  # the INSERT: the message has its id for its event
+            event = MESSAGE.record(message=message)
             db.session.commit()
             break
         except IntegrityError:
@@ -366,9 +367,7 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
                 raise
     if new_member:
         announce_presence({user.id}, rooms=[room])
-    data = {k: v for k, v in message.to_dict().items() if k != "edited_at"}
-    html = render_fragment("chat/_catchup.html", messages=[message])
-    broadcast("chat:message", data, html, to=channel(room))
+    outbox.publish(event)
     return message, True
 
 
@@ -404,15 +403,10 @@ def edit_message(user: User, message_id, body) -> Message:
         raise ValidationError("Messages can only be edited within 10 minutes of posting.")
     message.body = text
     message.edited_at = utcnow()
+    db.session.flush()
+    event = MESSAGE_EDITED.record(message=message)
     db.session.commit()
-    html = render_fragment("chat/_message.html", message=message, oob=True)
-    data = {
-        "id": message.id,
-        "room": message.room.name,
-        "body": message.body,
-        "edited_at": iso_utc(message.edited_at),
-    }
-    broadcast("chat:message-edited", data, html, to=channel(message.room))
+    outbox.publish(event)
     return message
 
 
@@ -421,22 +415,17 @@ def delete_message(user: User, message_id) -> None:
     message = _own_message(user, message_id)
     message.deleted_at = utcnow()
     message.body = ""
+    db.session.flush()
+    event = MESSAGE_DELETED.record(message=message)
     db.session.commit()
-    html = render_fragment("chat/_message_deleted.html", message_id=message.id)
-    broadcast(
-        "chat:message-deleted",
-        {"id": message.id, "room": message.room.name},
-        html,
-        to=channel(message.room),
-    )
+    outbox.publish(event)
 
 
 def typing(user: User, room: Room) -> bool:
     """Tell the room that ``user`` is typing; at most once a second per user and room."""
     if not presence.store().throttle(f"typing:{user.id}:{room.id}", TYPING_INTERVAL):
         return False
-    html = render_fragment("chat/_typing.html", room=room, user=user)
-    broadcast("chat:typing", {"room": room.name, "user": user.username}, html, to=channel(room))
+    TYPING.send(room=room, user=user)
     return True
 
 
@@ -499,8 +488,6 @@ def announce_presence(user_ids: set[int], rooms: list[Room] | None = None) -> No
         if targets is None:
             query = select(Room).join(Member, Member.room_id == Room.id)
             targets = list(db.session.scalars(query.where(Member.user_id == user_id)))
-        html = render_fragment("chat/_member_presence.html", user=user, status=status)
-        for room in targets:
-            broadcast(
-                "chat:presence", {"user": user.username, "status": status}, html, to=channel(room)
-            )
+        if targets:
+            # One emit to every room's channel: rendered once, and a socket gets it once.
+            PRESENCE.send(rooms=targets, user=user, status=status)

@@ -57,8 +57,29 @@ def _walk(tokens):
             yield from _walk(token.children)
 
 
+def _without_unsafe_links(children: list) -> list:
+    """Inline tokens without the links whose target is not http(s) or mailto, text kept.
+
+    markdown-it turns a link whose target fails ``validateLink`` (``[x](javascript:...)``,
+    ``[]()``) into a link with an empty href instead of text.
+    """
+    kept, dropped = [], []
+    for token in children:
+        if token.type == "link_open":
+            dropped.append(not SAFE_LINK.match(token.attrs.get("href", "")))
+            if dropped[-1]:
+                continue
+        elif token.type == "link_close" and dropped and dropped.pop():
+            continue
+        kept.append(token)
+    return kept
+
+
 def _allow_list(state) -> None:
     """The last core rule: links get their rel and target; anything not allowed is refused."""
+    for token in state.tokens:
+        if token.type == "inline" and token.children:
+            token.children = _without_unsafe_links(token.children)
     for token in _walk(state.tokens):
         if token.type == "link_open":
             # The title of [text](url "title") is dropped: links carry what ALLOWED lists.

@@ -9,6 +9,13 @@ process that is not a web worker (the CLI).
 A stored change (a table row, a chat message) is not broadcast directly: its event is recorded
 in the change's own transaction and published after the commit by :mod:`.outbox`, whose relay
 publishes whatever was committed but never published.
+
+The package: :mod:`.broadcasts` (how a blueprint declares its events), :mod:`.streams` (which
+streams exist and who reads them), :mod:`.outbox` and :mod:`.models` (numbering, storing,
+relaying, ``stream:head``), :mod:`.routes` (``GET /events``) and :mod:`.live_list` (paging and
+catch-up of every live list); :mod:`.presence` (who is connected), :mod:`.connections` (opening,
+limiting and closing connections) and :mod:`.transport` (the relay between workers, the bounds
+on what goes to and comes from a client).
 """
 
 from typing import Any
@@ -38,6 +45,11 @@ def broadcast(event: str, data: dict[str, Any], html: str, to: str | None = None
 def notify(event: str, data: dict[str, Any], to: str | None = None) -> None:
     """Send a data-only ``event`` (no page changes with it), e.g. development reloads."""
     socketio.emit(event, dict(data), to=to)
+
+
+def notify_local(event: str, data: dict[str, Any], to: str | None = None) -> None:
+    """Send a data-only ``event`` to the sockets of this worker only (every worker sends its own)."""
+    socketio.emit(event, dict(data), to=to, ignore_queue=True)
 
 
 def resync_local_clients() -> None:

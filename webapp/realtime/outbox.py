@@ -25,6 +25,11 @@ about a second, any committed event it has not seen go by:
 A relayed event that was late rather than lost reaches some clients twice; realtime.js drops
 the second copy (it drops inserted elements it already shows; edits and deletions apply the
 same way twice). The relay also deletes events older than ``OUTBOX_RETENTION_SECONDS``.
+
+The relay also tells its own worker's sockets each stream's head (``stream:head``, ``stream``
+and ``seq``) once this worker has sent them every event up to it, at most every
+``STREAM_HEAD_INTERVAL`` seconds per stream and only when it moved: a client whose last event
+of a stream was lost learns of the gap within a few seconds, even when nothing follows it.
 """
 
 import logging
@@ -34,7 +39,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from flask import Flask, current_app
@@ -43,7 +48,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import utcnow
 from ..extensions import db, socketio
-from . import broadcast, resync_local_clients
+from . import broadcast, notify_local, resync_local_clients, streams
 from .models import EventStream, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -156,6 +161,72 @@ def prune(retention_seconds: float) -> int:
     return result.rowcount
 
 
+class Expired(LookupError):
+    """The events asked for are older than the outbox keeps (or were never given out)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """Events of one stream after a number, in order: ``last_seq`` is where they bring a
+    reader (the last one's seq, or the number asked after), ``head`` the stream's last."""
+
+    events: list[StreamEvent]
+    last_seq: int
+    head: int
+
+    @property
+    def more(self) -> bool:
+        return self.last_seq < self.head
+
+
+def events_after(stream: str, after_seq: int, limit: int, retention_seconds: float) -> Page:
+    """The stored events of ``stream`` numbered after ``after_seq``, at most ``limit``.
+
+    Expired when the next one is no longer kept (pruned, or older than the retention, which
+    pruning reaches only every minute or so), or when ``after_seq`` is beyond the stream's
+    head (a number this database never gave out: a client of another database).
+    """
+    # The head first: every event up to it has committed, so the events read next include
+    # them all (numbers follow commit order).
+    head = db.session.scalar(select(_streams.seq).where(_streams.stream == stream)) or 0
+    if after_seq > head:
+        raise Expired(f"'{stream}' has no event {after_seq}: reload the list.")
+    rows = db.session.execute(
+        select(
+            _events.seq,
+            _events.event,
+            _events.payload,
+            _events.html,
+            _events.target,
+            _events.created_at,
+        )
+        .where(_events.stream == stream, _events.seq > after_seq)
+        .order_by(_events.seq)
+        .limit(limit)
+    ).all()
+    cutoff = utcnow() - timedelta(seconds=retention_seconds)
+    expected = after_seq + 1
+    if after_seq < head and (
+        not rows or rows[0].seq != expected or _aware(rows[0].created_at) < cutoff
+    ):
+        raise Expired(
+            f"The events of '{stream}' after {after_seq} are no longer kept: reload the list."
+        )
+    events = []
+    for seq, event, payload, html, target, _created in rows:
+        if seq != expected:  # a hole pruned meanwhile: the next page will say it is gone
+            break
+        events.append(StreamEvent(stream, seq, event, payload, html, target))
+        expected += 1
+    last = events[-1].seq if events else after_seq
+    return Page(events, last, max(head, last))
+
+
+def _aware(moment):
+    # SQLite hands back naive times (stored in UTC).
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 _HEADS = select(_streams.stream, _streams.seq)
 _HEADS_SINCE = _HEADS.where(_streams.updated_at > bindparam("since"))
 
@@ -180,6 +251,9 @@ class Relay:
         self.interval = app.config["OUTBOX_RELAY_INTERVAL"]
         self.grace = app.config["OUTBOX_RELAY_GRACE"]
         self.retention = app.config["OUTBOX_RETENTION_SECONDS"]
+        self.head_interval = app.config["STREAM_HEAD_INTERVAL"]
+        self.heads_told: dict[str, int] = {}  # the last stream:head sent, per stream
+        self.heads_told_at: dict[str, float] = {}
         # Whether this worker has sockets to deliver to (and a queue listener, if any).
         self.listening = listening or _listening
         # When (time.monotonic()) the listener last had read everything delivered to it.
@@ -285,12 +359,39 @@ class Relay:
             for key, since in list(self.found.items()):
                 if now - since > LOOKBACK.total_seconds():
                     del self.found[key]
+            heads_due = self._heads_due(moved, now)
+        self._tell_heads(heads_due)
         if now >= self.next_prune:
             self.next_prune = now + PRUNE_EVERY * random.uniform(0.8, 1.2)
             if prune(self.retention) >= PRUNE_BATCH:
                 self.next_prune = now  # more to delete: the next round goes on
 
         return sent
+
+    def _heads_due(self, moved: dict[str, int], now: float) -> dict[str, int]:
+        """The streams whose settled head moved since last told, and not told lately."""
+        due: dict[str, int] = {}
+        if not self.listening():
+            return due
+        for stream in moved:
+            done = self.done.get(stream, 0)
+            if done > self.heads_told.get(stream, 0) and (
+                now - self.heads_told_at.get(stream, float("-inf")) >= self.head_interval
+            ):
+                due[stream] = done
+                self.heads_told[stream] = done
+                self.heads_told_at[stream] = now
+        return due
+
+    def _tell_heads(self, due: dict[str, int]) -> None:
+        # Sent by each worker to its own sockets, after every event up to the head went out to
+        # them (their packets keep that order): a head never announces an event still on its way.
+        for stream, seq in due.items():
+            try:
+                to = streams.channel(stream)
+            except streams.StreamRefused:  # a stream no blueprint declares (any more)
+                continue
+            notify_local("stream:head", {"stream": stream, "seq": seq}, to=to)
 
     def _heads(self, since) -> dict[str, int]:
         # A connection of its own in autocommit: one round trip per look, where a pooled one

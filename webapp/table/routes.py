@@ -17,19 +17,21 @@ from flask_login import current_user
 from ..errors import NotFound, ValidationError
 from ..htmx import int_arg as _int_arg
 from ..htmx import is_htmx, render, wants_json
+from ..realtime import live_list
 from . import bp, services
-
-PAGE_MAX = 200
 
 
 def _page_context(**context) -> dict:
-    rows = services.latest_rows()
+    seq = services.ROWS.seq()  # before the rows: see live_list
+    size = current_app.config["TABLE_PAGE_SIZE"]
+    rows = services.ROWS.newest(size)
     return {
         "rows": rows,
+        "seq": seq,
         "totals": services.totals(),
-        "last_id": rows[0].id if rows else 0,
-        "oldest_id": rows[-1].id if rows else 0,
-        "has_older": len(rows) == current_app.config["TABLE_PAGE_SIZE"],
+        "last_id": rows[-1].id if rows else 0,
+        "oldest_id": rows[0].id if rows else 0,
+        "has_older": len(rows) == size,
         **context,
     }
 
@@ -47,25 +49,24 @@ def rows():
     if after is not None and before is not None:
         abort(400, description="Use either 'after' or 'before', not both.")
     if after is not None:
-        cap = current_app.config["TABLE_CATCHUP_MAX"]
-        found = services.rows_after(after, cap + 1)
+        found = services.ROWS.catch_up(after)
         response = Response(
-            render_template("table/_catchup.html", rows=found[-cap:], totals=services.totals())
+            render_template("table/_catchup.html", rows=found.items, totals=services.totals())
         )
-        if len(found) > cap:
+        response.headers["X-Seq"] = str(found.seq)
+        if found.overflow:
             # Too far behind to patch up row by row: htmx reloads the page.
             response.headers["HX-Refresh"] = "true"
         return response
-    page = current_app.config["TABLE_PAGE_SIZE"]
-    limit = min(max(limit or page, 1), PAGE_MAX)
+    limit = live_list.page_limit(limit, current_app.config["TABLE_PAGE_SIZE"])
     found = (
-        services.rows_before(before, limit) if before is not None else services.latest_rows(limit)
+        services.ROWS.before(before, limit) if before is not None else services.ROWS.newest(limit)
     )
     return render_template(
         "table/_page.html",
         rows=found,
         has_older=len(found) == limit,
-        oldest_id=found[-1].id if found else 0,
+        oldest_id=found[0].id if found else 0,
         limit=limit,
     )
 

@@ -3,19 +3,18 @@ CLI call these."""
 
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..client_ids import check_client_id
 from ..errors import NotFound, ValidationError
-from ..extensions import ID_MAX, clamp_id, db
-from ..realtime import outbox, render_fragment
+from ..extensions import ID_MAX, db
+from ..realtime import live_list, outbox
+from .broadcasts import ROW_ADDED, ROW_DELETED, STREAM
 from .models import Row, TableTotals
 
 LIMIT = 1_000_000_000
 TOTALS_ID = 1
-STREAM = "table"  # the outbox stream of every change to the table
 MAX_INPUT_LENGTH = 32
 # What a person types or pastes for -12 or +7 besides ASCII: the minus sign U+2212 (the help
 # text itself writes it, and so does typeset text), and the fullwidth forms that CJK input
@@ -110,22 +109,8 @@ def recount_totals() -> None:
     )
 
 
-def latest_rows(limit: int | None = None) -> list[Row]:
-    """The newest rows, newest first."""
-    limit = limit or current_app.config["TABLE_PAGE_SIZE"]
-    return list(db.session.scalars(select(Row).order_by(Row.id.desc()).limit(limit)))
-
-
-def rows_before(before_id: int, limit: int) -> list[Row]:
-    """Rows older than ``before_id``, newest first (paging back)."""
-    query = select(Row).where(Row.id < clamp_id(before_id)).order_by(Row.id.desc()).limit(limit)
-    return list(db.session.scalars(query))
-
-
-def rows_after(after_id: int, limit: int) -> list[Row]:
-    """Rows newer than ``after_id``, newest first; at most ``limit`` of the oldest such rows."""
-    query = select(Row).where(Row.id > clamp_id(after_id)).order_by(Row.id.asc()).limit(limit)
-    return list(reversed(list(db.session.scalars(query))))
+# The live list of rows (webapp/realtime/live_list.py): pages, catch-up and data-seq.
+ROWS = live_list.LiveList(select(Row), Row.id, STREAM)
 
 
 def add_row(a, b, user=None) -> Row:
@@ -153,7 +138,7 @@ def add_row_once(a, b, user=None, client_id=None) -> tuple[Row, bool]:
             raise
         return earlier, False
     new_totals = _adjust_totals(1, row.sum)
-    event = record_row_added(row, new_totals)
+    event = ROW_ADDED.record(row=row, totals=new_totals)
     # Detached, the row keeps those fields through the commit: the answer uses them as they
     # are instead of loading the row again (another transaction on the database).
     db.session.expunge(row)
@@ -181,22 +166,9 @@ def delete_row(row_id: int) -> None:
         db.session.rollback()
         raise NotFound(f"There is no row {row_id}.")
     new_totals = _adjust_totals(-1, -removed)
-    event = outbox.record(
-        STREAM, "table:row-deleted", {"id": row_id}, render_deleted(row_id, new_totals)
-    )
+    event = ROW_DELETED.record(row_id=row_id, totals=new_totals)
     db.session.commit()
     outbox.publish(event)
-
-
-def record_row_added(row: Row, new_totals: Totals) -> outbox.StreamEvent:
-    """Record the event of an added row, with the totals it left, before the commit."""
-    html = render_fragment("table/_row_added.html", row=row, totals=new_totals)
-    return outbox.record(STREAM, "table:row", row.to_dict(), html)
-
-
-def render_deleted(row_id: int, new_totals: Totals) -> str:
-    """The out-of-band fragment that removes a row and refreshes the footer."""
-    return render_fragment("table/_row_deleted.html", row_id=row_id, totals=new_totals)
 
 
 def iter_rows(batch_size: int = 1000):

@@ -38,6 +38,7 @@ from .tracking import (
     set_status,
     showed,
     start_worker,
+    stop_worker,
     store,
     store_down,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "showed",
     "start_worker",
     "status_of",
+    "stop_worker",
     "store",
     "store_down",
     "user_status",

@@ -70,9 +70,12 @@ class MemoryPresence(PresenceStore):
             else:
                 self.state.chosen.pop(user_id, None)
 
-    def heartbeat(self, ttl: float) -> set[int]:
+    def keep_alive(self, ttl: float) -> None:
         with self.state.lock:
             self.state.alive[self.worker_id] = self.clock() + ttl
+
+    def heartbeat(self, ttl: float) -> set[int]:
+        self.keep_alive(ttl)
         return set()
 
     def reap(self) -> set[int]:

@@ -151,10 +151,18 @@ class RedisPresence(PresenceStore):
         else:
             self.redis.delete(self._key("chosen", user_id))
 
-    def heartbeat(self, ttl: float) -> set[int]:
-        pipe = self.redis.pipeline()
+    def _queue_alive(self, pipe, ttl: float) -> None:
         pipe.set(self._key("alive", self.worker_id), "1", px=max(1, int(ttl * 1000)))
         pipe.sadd(self._key("workers"), self.worker_id)
+
+    def keep_alive(self, ttl: float) -> None:
+        pipe = self.redis.pipeline()
+        self._queue_alive(pipe, ttl)
+        pipe.execute()
+
+    def heartbeat(self, ttl: float) -> set[int]:
+        pipe = self.redis.pipeline()
+        self._queue_alive(pipe, ttl)
         pipe.smembers(self._key("worker", self.worker_id))
         stored = pipe.execute()[-1]
         local = dict(self.local)

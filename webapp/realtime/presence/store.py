@@ -110,8 +110,13 @@ class PresenceStore:
         raise NotImplementedError
 
     # Workers -------------------------------------------------------------------------------
+    def keep_alive(self, ttl: float) -> None:
+        """Mark this worker alive for ``ttl`` seconds, and nothing else (no database, no
+        announcement: it must not wait behind them)."""
+        raise NotImplementedError
+
     def heartbeat(self, ttl: float) -> set[int]:
-        """Mark this worker alive for ``ttl`` seconds.
+        """Mark this worker alive for ``ttl`` seconds and write its entries again if needed.
 
         Returns the users whose entries had to be written again because a reaper dropped them
         while this worker was too slow to beat (a reaper on another worker thought it dead).

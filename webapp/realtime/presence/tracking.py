@@ -152,6 +152,11 @@ def start_worker(app, store: PresenceStore, tick: Callable[[set[int]], object]) 
     """Once per worker process: clear our stale entries, then beat and reap every few seconds.
 
     ``tick(users)`` beats, reaps and announces the users whose status changed, ``users`` too.
+    A tick can take long: announcing a hundred users reaped after a worker died, while the
+    reconnecting tabs hold every pooled database connection, waited for the pool for seconds.
+    So a second loop does nothing but keep this worker's heartbeat key alive: a busy worker is
+    never taken for a dead one (which dropped all of its users and announced them Offline).
+    ``stop_worker`` ends both loops.
     """
     if store.started:
         return
@@ -165,9 +170,18 @@ def start_worker(app, store: PresenceStore, tick: Callable[[set[int]], object]) 
         return
 
     interval = app.config["PRESENCE_HEARTBEAT_SECONDS"]
+    ttl = app.config["PRESENCE_TTL_SECONDS"]
+
+    def keep_alive_forever():
+        while store.started:
+            socketio.sleep(interval)
+            try:
+                store.keep_alive(ttl)
+            except STORE_ERRORS:  # the store is down for a moment: the tick logs it
+                pass
 
     def beat_and_reap_forever():
-        while True:
+        while store.started:
             socketio.sleep(interval)
             try:
                 with app.app_context():
@@ -175,7 +189,13 @@ def start_worker(app, store: PresenceStore, tick: Callable[[set[int]], object]) 
             except Exception:  # the store is down for a moment: try again next beat
                 log.exception("presence heartbeat failed")
 
+    socketio.start_background_task(keep_alive_forever)
     socketio.start_background_task(beat_and_reap_forever)
+
+
+def stop_worker(store: PresenceStore) -> None:
+    """End the loops of :func:`start_worker` (after their current pause)."""
+    store.started = False
 
 
 # The store of an app ----------------------------------------------------------------------
