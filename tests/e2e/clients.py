@@ -9,14 +9,36 @@ from collections import Counter
 
 import requests
 import socketio
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
+class ResendOnReset(Retry):
+    """Send a request once more when its connection broke; never after a timeout (the server
+    may be working on it)."""
+
+    def increment(self, method=None, url=None, response=None, error=None, **kwargs):
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(method, url, response, error, **kwargs)
+
+
 class BrowserSession:
+    """HTTP like a browser's: cookies, the page's CSRF token, keep-alive connections.
+
+    A request that goes out on a kept-alive connection just as the server closes it for being
+    idle (CONNECTION_IDLE_TIMEOUT) fails before the server read it; browsers send it again on a
+    new connection, and so does this session (once, for any method).
+    """
+
     def __init__(self, base_url: str):
         self.base_url = base_url
         self.http = requests.Session()
+        once = ResendOnReset(total=1, connect=1, read=1, status=0, other=0, allowed_methods=None)
+        self.http.mount("http://", HTTPAdapter(max_retries=once))
         self.token = None
         self.load("/")
 
