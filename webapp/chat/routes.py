@@ -14,6 +14,15 @@ from ..realtime import live_list, presence
 from . import bp, services
 
 
+def _refusal(error: ValidationError) -> tuple[int, dict, dict]:
+    """A refused request's status, and when it is over a limit, when to try again: the
+    ``Retry-After`` header and the JSON answer's ``retry_after``."""
+    status, retry_after = getattr(error, "status", 422), getattr(error, "retry_after", None)
+    if not retry_after:
+        return status, {}, {}
+    return status, {"Retry-After": str(retry_after)}, {"retry_after": retry_after}
+
+
 def _room_or_404(name: str):
     try:
         return services.find_room(name)
@@ -71,10 +80,9 @@ def create_room():
         with counted_if_done("RATELIMIT_ROOMS_PER_USER", _user()):
             room = services.create_room(request.form.get("name"))
     except ValidationError as error:
-        status, retry = getattr(error, "status", 422), getattr(error, "retry_after", None)
-        headers = {"Retry-After": str(retry)} if retry else {}  # over the limit: when to retry
+        status, headers, extra = _refusal(error)
         if wants_json():
-            return jsonify(ok=False, error=str(error)), status, headers
+            return jsonify(ok=False, error=str(error), **extra), status, headers
         page, status = render(
             "chat/index.html",
             "chat/_room_form.html",
@@ -179,11 +187,8 @@ def post_message(name: str):
             _user(), room, request.form.get("body"), request.form.get("client_id")
         )
     except ValidationError as error:
-        status = getattr(error, "status", 422)
-        retry_after = getattr(error, "retry_after", None)
-        headers = {"Retry-After": str(retry_after)} if retry_after else {}
+        status, headers, extra = _refusal(error)
         if wants_json():
-            extra = {"retry_after": retry_after} if retry_after else {}
             return jsonify(ok=False, error=str(error), **extra), status, headers
         html, status = render(
             "chat/room.html",
