@@ -141,7 +141,11 @@ def test_edits_reload_every_open_page(dev_server, new_page):
     for page in pages:
         wait_live(page)
         mark(page)
-    edit(app_dir / "webapp/table/routes.py", "PAGE_MAX = 200", "PAGE_MAX = 201")
+    edit(
+        app_dir / "webapp/table/routes.py",
+        '"""HTTP routes of the table: thin wrappers around the services."""',
+        '"""HTTP routes of the table: thin wrappers around the services (edited)."""',
+    )
     for page in pages:
         wait_until(lambda page=page: reloaded(page), timeout=30)
         wait_live(page)
