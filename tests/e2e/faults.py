@@ -173,16 +173,11 @@ def children(parent_pid: int) -> set[int]:
 def pid_of_connection(local_port: int, pids) -> int | None:
     """Which of ``pids`` holds the TCP socket bound to 127.0.0.1:``local_port`` (the client end
     of a connection), by the socket's inode in /proc/net/tcp and the processes' descriptors."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == local_port:
-                inodes.add(f"socket:[{fields[9]}]")
+    from bench.soak import tcp_sockets
+
+    inodes = {
+        f"socket:[{inode}]" for inode, (port, _, _) in tcp_sockets().items() if port == local_port
+    }
     for pid in pids:
         try:
             descriptors = list(Path(f"/proc/{pid}/fd").iterdir())

@@ -26,8 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from .faults import _close
-from .server import free_port
+from .faults import TcpProxy, _close
 
 # Commands after which a connection is a pub/sub (or monitor) connection: its replies are no
 # longer one per command, so from then on it is passed through untouched. (redis-py 8 speaks
@@ -89,8 +88,9 @@ class Held:
         return self.emit
 
 
-class LossyRedis:
-    """Forwards 127.0.0.1:<port> to Redis, dropping a share of the PUBLISHes on ``channel``."""
+class LossyRedis(TcpProxy):
+    """Forwards 127.0.0.1:<port> to Redis, dropping a share of the PUBLISHes on ``channel``
+    (and, as a TcpProxy, can be cut and restored)."""
 
     def __init__(
         self,
@@ -100,20 +100,16 @@ class LossyRedis:
         share: float = 0.02,
         seed: int = 12,
     ):
-        self.upstream = (upstream_host, upstream_port)
+        super().__init__(upstream_host, upstream_port)
         self.channel = channel.encode()
         self.share = share
         self.random = random.Random(seed)
         self.block = round(1 / share) if share > 0 else 0
         self.drop_at = -1  # the place of the drop in the current block
-        self.port = free_port()
-        self.lock = threading.Lock()
         self.published: list[Emit] = []  # every PUBLISH on the channel, dropped or not
         self.dropped: list[Emit] = []
-        self.held: Held | None = None
+        self.holding: Held | None = None
         self.subscribers = 1  # what Redis last answered to a PUBLISH on the channel
-        self.connections: list[_Connection] = []
-        self.listener: socket.socket | None = None
 
     @classmethod
     def to(cls, url: str, channel: str, **options) -> "LossyRedis":
@@ -126,41 +122,23 @@ class LossyRedis:
         parsed = urlparse(upstream_url)
         return parsed._replace(netloc=f"127.0.0.1:{self.port}").geturl()
 
-    def start(self) -> "LossyRedis":
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(128)
-        self.listener = listener
-        threading.Thread(target=self._accept_loop, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        listener, self.listener = self.listener, None
-        if listener is not None:
-            _close(listener)
-        with self.lock:
-            connections, self.connections = self.connections, []
-        for connection in connections:
-            connection.close()
-
     def hold_next(self, predicate) -> Held:
         """Swallow the next PUBLISH on the channel whose Emit matches ``predicate``: neither
         forwarded nor answered (its publisher waits, as for a Redis that went silent)."""
         with self.lock:
-            self.held = Held(predicate)
-            return self.held
+            self.holding = Held(predicate)
+            return self.holding
 
     # Deciding ----------------------------------------------------------------------------------
     def _decide(self, payload: bytes, peer_port: int) -> str:
-        """ "pass", "drop" or "hold" for a PUBLISH of ``payload`` on the channel."""
+        """What becomes of a PUBLISH of ``payload`` on the channel: "pass", "drop" or "hold"."""
         emit = Emit.parse(payload, peer_port)
         with self.lock:
             self.published.append(emit)
             place = (len(self.published) - 1) % self.block if self.block else -1
             if place == 0:
                 self.drop_at = self.random.randrange(self.block)
-            held = self.held
+            held = self.holding
             if held is not None and held.emit is None and held.predicate(emit):
                 held.emit = emit
                 held.came.set()
@@ -170,22 +148,13 @@ class LossyRedis:
                 return "drop"
         return "pass"
 
-    def _accept_loop(self) -> None:
-        while (listener := self.listener) is not None:
-            try:
-                client, _ = listener.accept()
-            except OSError:  # stopped
-                return
-            try:
-                upstream = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                _close(client)
-                continue
-            upstream.settimeout(None)
-            connection = _Connection(self, client, upstream)
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        try:
+            _Connection(self, client, upstream).run()
+        finally:
             with self.lock:
-                self.connections.append(connection)
-            connection.start()
+                if (client, upstream) in self.pairs:
+                    self.pairs.remove((client, upstream))
 
 
 # Replies owed to the client, in order: Redis's next answer, or one made up for a dropped command.
@@ -203,9 +172,9 @@ class _Connection:
         self.passthrough = False
         self.in_multi = False
 
-    def start(self) -> None:
-        threading.Thread(target=self._up, daemon=True).start()
+    def run(self) -> None:
         threading.Thread(target=self._down, daemon=True).start()
+        self._up()
 
     def close(self) -> None:
         _close(self.client)
