@@ -443,6 +443,7 @@ class StreamClient(CatchUpClient):
         self.repairs: list[tuple[float, bool]] = []
         self.fetches = 0
         self.fetch_failures = 0
+        self.fetch_seconds: list[float] = []  # each GET /events, request to answer
         self.expired: list[str] = []  # streams answered 410 (a page would reload)
         for event in NUMBERED:
             self.client.on(event, lambda data, event=event: self._receive(event, data))
@@ -536,6 +537,7 @@ class StreamClient(CatchUpClient):
 
     def _fetch(self, state: _Stream, after: int) -> None:
         answer, failed = None, False
+        started = time.monotonic()
         try:
             response = self.session.http.get(
                 f"{self.session.base_url}/events",
@@ -555,6 +557,7 @@ class StreamClient(CatchUpClient):
         with self.lock:
             self.fetches += 1
             self.fetch_failures += failed
+            self.fetch_seconds.append(time.monotonic() - started)
             if answer is not None:
                 for one in answer["events"]:
                     data = {k: v for k, v in one.items() if k != "event"}
