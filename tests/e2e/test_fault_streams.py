@@ -8,8 +8,8 @@ Clients keep their lists as static/js/streams.js does (tests/e2e/clients.py, Str
 events in seq order, a gap fetched from GET /events at once, a stream:head ahead of the list
 fetched too. Every list ends equal to a fresh load, every dropped event reached every client,
 the clients of the surviving workers never reconnected (those of the killed one reconnect and
-catch up), and the time from noticing a gap to having repaired it is printed (a loose bound is
-asserted here; the 1 s target is the benchmark's to measure on a quiet machine).
+catch up), and the time from noticing a gap to having repaired it is printed with its p99 (the
+target is 1 s; only a loose bound is asserted, since this machine may be running other tests).
 """
 
 import concurrent.futures
