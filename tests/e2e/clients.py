@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 
+import engineio
 import requests
 import socketio
 from requests.adapters import HTTPAdapter
@@ -145,6 +146,8 @@ class CatchUpClient:
     ``pushes`` counts how often each id was pushed live, to find duplicated deliveries.
     """
 
+    socket_class = socketio.Client
+
     def __init__(
         self,
         session: BrowserSession,
@@ -179,7 +182,7 @@ class CatchUpClient:
         self.held = False
         self.closing = False
         self.worker: str | None = None
-        self.client = socketio.Client(reconnection=False)
+        self.client = self.socket_class(reconnection=False)
         self.client.on("connect", self._on_connect)
         self.client.on("disconnect", self._on_disconnect)
         self.client.on("table:row", lambda data: self._pushed("row", data["id"]))
@@ -361,3 +364,225 @@ class CatchUpClient:
         """Live pushes of an id it had already been pushed."""
         with self.lock:
             return sum(n - 1 for counter in self.pushes.values() for n in counter.values())
+
+
+class _InOrderEngineIO(engineio.Client):
+    def _trigger_event(self, event, *args, **kwargs):
+        kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class InOrderSocket(socketio.Client):
+    """A socket.io client that handles each packet on its reader thread, in the order it came,
+    as a browser does: python-socketio hands each message to a thread of its own, so two events
+    could otherwise be handled in the other order. Its handlers must not wait for an answer."""
+
+    def _engineio_client_class(self):
+        return _InOrderEngineIO
+
+
+LIVE_LIST_STREAM = re.compile(r'data-stream="([^"]+)" data-seq="(\d+)"')
+LIVE_ITEM_ID = re.compile(r'<(?:tr|article) id="(?:row|message)-(\d+)"')
+
+
+def live_list(page: str) -> tuple[str, int, list[int]]:
+    """The stream, seq and item ids (in the order shown) of the one live list of a page."""
+    stream, seq = LIVE_LIST_STREAM.search(page).groups()
+    return stream, int(seq), [int(i) for i in LIVE_ITEM_ID.findall(page)]
+
+
+# What each numbered event does to the ids a list shows (edits and reactions change no id).
+ADDS = {"table:row", "chat:message"}
+REMOVES = {"table:row-deleted", "chat:message-deleted"}
+NUMBERED = ADDS | REMOVES | {"chat:message-edited", "chat:message-reactions"}
+RETRY_SECONDS = (0.5, 1, 2, 5, 10)  # as static/js/streams.js
+
+
+class _Stream:
+    """One live list's stream, as static/js/streams.js keeps it."""
+
+    def __init__(self, name: str, seq: int, ids: list[int]):
+        self.name, self.seq = name, seq  # the last event applied
+        self.ids = set(ids)  # what the list shows
+        self.held: dict[int, tuple[str, dict, str]] = {}  # seq -> (event, data, source)
+        self.known = seq  # the highest seq known to exist
+        self.fetching = False
+        self.again = False
+        self.retries = 0
+        self.timer: threading.Timer | None = None
+        self.gaps: list[tuple[float, int, int]] = []  # open: (noticed at, seq then, to reach)
+
+    @property
+    def behind(self) -> bool:
+        return self.known > self.seq
+
+
+class StreamClient(CatchUpClient):
+    """A tab with the table and a chat room whose lists follow their streams as
+    static/js/streams.js keeps them (CatchUpClient reconnects and rejoins).
+
+    Each list starts from its page's ``data-seq`` and ids. A numbered event is applied when it
+    follows the last applied seq, dropped when it does not go beyond it, and held when it came
+    early while GET /events?stream=&after_seq= fetches the missing ones at once (a failed or
+    short answer is tried again after 0.5, 1, 2, 5, 10 s); ``stream:head`` ahead of the list
+    fetches too, and so does every (re)connect and ``server:resync``. It never reconnects for
+    a gap.
+
+    ``applied`` says when and how each (stream, seq) was applied ("socket" or "fetch");
+    ``repairs`` holds each gap's seconds from being noticed (an event after a missing one, or
+    a head ahead of the list) until the list had applied everything up to what was known then,
+    and whether a fetch brought some of it.
+    """
+
+    socket_class = InOrderSocket
+
+    def __init__(self, session: BrowserSession, room: str = "general", **options):
+        super().__init__(session, room=room, **options)
+        self.streams: dict[str, _Stream] = {}
+        for path in ("/", f"/chat/{room}"):
+            stream, seq, ids = live_list(session.load(path))
+            self.streams[stream] = _Stream(stream, seq, ids)
+        self.applied: dict[tuple[str, int], tuple[float, str]] = {}
+        self.repairs: list[tuple[float, bool]] = []
+        self.fetches = 0
+        self.fetch_failures = 0
+        self.fetch_seconds: list[float] = []  # each GET /events, request to answer
+        self.expired: list[str] = []  # streams answered 410 (a page would reload)
+        for event in NUMBERED:
+            self.client.on(event, lambda data, event=event: self._receive(event, data))
+        self.client.on("stream:head", self._head)
+
+    def shown(self, stream: str) -> set[int]:
+        with self.lock:
+            return set(self.streams[stream].ids)
+
+    def last_seq(self, stream: str) -> int:
+        with self.lock:
+            return self.streams[stream].seq
+
+    # Socket events (on the reader thread, in order) ------------------------------------------
+    def _receive(self, event: str, data: dict) -> None:
+        with self.lock:
+            state = self.streams.get(data.get("stream"))
+            if state is None or not isinstance(data.get("seq"), int):
+                return  # a list this tab does not show
+            if data["seq"] > state.seq:
+                self._hold(state, event, data, "socket")
+                self._drain(state)
+                self._repair_if_behind(state)
+            self.lock.notify_all()
+
+    def _head(self, data: dict) -> None:
+        with self.lock:
+            state = self.streams.get(data.get("stream"))
+            if state is not None and isinstance(data.get("seq"), int):
+                state.known = max(state.known, data["seq"])
+                self._repair_if_behind(state)
+
+    def _catch_up(self) -> None:
+        # After a (re)connect (once in the room) and on server:resync: what each list missed.
+        with self.lock:
+            for state in self.streams.values():
+                if state.fetching:
+                    state.again = True
+                else:
+                    self._repair(state)
+        self.wait(
+            lambda: not any(s.fetching for s in self.streams.values()), 30, "caught up by /events"
+        )
+        with self.lock:
+            self.catch_ups += 1
+            if self.disconnected_at is not None and self.client.connected:
+                self.outages.append(time.monotonic() - self.disconnected_at)
+                self.disconnected_at = None
+            self.lock.notify_all()
+
+    # The list (callers hold the lock) --------------------------------------------------------
+    def _hold(self, state: _Stream, event: str, data: dict, source: str) -> None:
+        if data["seq"] > state.seq and data["seq"] not in state.held:
+            state.held[data["seq"]] = (event, data, source)
+        state.known = max(state.known, data["seq"])
+
+    def _drain(self, state: _Stream) -> None:
+        now = time.monotonic()
+        while state.seq + 1 in state.held:
+            event, data, source = state.held.pop(state.seq + 1)
+            state.seq += 1
+            if event in ADDS:
+                state.ids.add(data["id"])
+            elif event in REMOVES:
+                state.ids.discard(data["id"])
+            self.applied[(state.name, state.seq)] = (now, source)
+        for gap in [gap for gap in state.gaps if gap[2] <= state.seq]:
+            noticed, start, end = gap
+            fetched = any(
+                self.applied[(state.name, seq)][1] == "fetch" for seq in range(start + 1, end + 1)
+            )
+            self.repairs.append((now - noticed, fetched))
+            state.gaps.remove(gap)
+
+    def _repair_if_behind(self, state: _Stream) -> None:
+        if not state.behind:
+            return
+        if not state.gaps or state.known > max(gap[2] for gap in state.gaps):
+            state.gaps.append((time.monotonic(), state.seq, state.known))
+        self._repair(state)
+
+    def _repair(self, state: _Stream) -> None:
+        if state.fetching or state.name in self.expired:
+            return
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        state.fetching = True
+        after = state.seq
+        self._spawn(lambda: self._fetch(state, after))
+
+    def _fetch(self, state: _Stream, after: int) -> None:
+        answer, failed = None, False
+        started = time.monotonic()
+        try:
+            response = self.session.http.get(
+                f"{self.session.base_url}/events",
+                params={"stream": state.name, "after_seq": after},
+                headers={"Accept": "application/json"},
+                timeout=10,
+            )
+            if response.status_code == 200:
+                answer = response.json()
+            elif response.status_code == 410:
+                with self.lock:
+                    self.expired.append(state.name)
+            else:
+                failed = True
+        except (requests.RequestException, ValueError):
+            failed = True
+        with self.lock:
+            self.fetches += 1
+            self.fetch_failures += failed
+            self.fetch_seconds.append(time.monotonic() - started)
+            if answer is not None:
+                for one in answer["events"]:
+                    data = {k: v for k, v in one.items() if k != "event"}
+                    self._hold(state, one["event"], data, "fetch")
+                for seq in (answer["last_seq"], answer["head"]):
+                    state.known = max(state.known, seq)
+                self._drain(state)
+            state.fetching = False
+            if not failed and (state.again or (state.behind and state.seq > after)):
+                state.again = False
+                self._repair(state)  # more to fetch, and the server has it
+            elif failed or state.behind:
+                delay = RETRY_SECONDS[min(state.retries, len(RETRY_SECONDS) - 1)]
+                state.retries += 1
+                state.timer = threading.Timer(delay, self._retry, args=(state,))
+                state.timer.daemon = True
+                state.timer.start()
+            else:
+                state.retries = 0
+            self.lock.notify_all()
+
+    def _retry(self, state: _Stream) -> None:
+        with self.lock:
+            state.timer = None
+            self._repair(state)

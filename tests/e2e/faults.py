@@ -170,6 +170,28 @@ def children(parent_pid: int) -> set[int]:
     return pids
 
 
+def pid_of_connection(local_port: int, pids) -> int | None:
+    """Which of ``pids`` holds the TCP socket bound to 127.0.0.1:``local_port`` (the client end
+    of a connection), by the socket's inode in /proc/net/tcp and the processes' descriptors."""
+    from bench.soak import tcp_sockets
+
+    inodes = {
+        f"socket:[{inode}]" for inode, (port, _, _) in tcp_sockets().items() if port == local_port
+    }
+    for pid in pids:
+        try:
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # ended meanwhile
+            continue
+        for descriptor in descriptors:
+            try:
+                if os.readlink(descriptor) in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of a process in KiB (0 if it is gone)."""
     try:
@@ -231,7 +253,12 @@ class Writers:
     """Rows and chat messages posted at a steady rate over new connections (any worker)."""
 
     def __init__(
-        self, url: str, authors: list[BrowserSession], rate: float = 4.0, row_threads: int = 1
+        self,
+        url: str,
+        authors: list[BrowserSession],
+        rate: float = 4.0,
+        row_threads: int = 1,
+        message_threads: int = 1,
     ):
         self.url, self.authors, self.interval = url, authors, 1 / rate
         self.anon = BrowserSession(url)
@@ -242,10 +269,10 @@ class Writers:
         self.row_statuses: list = []
         self.row_times: list[tuple[float, float, object]] = []  # (started, ended, status)
         self.row_counter = iter(range(1, 10**9))  # a, unique per attempt: found in the database
+        self.message_counter = iter(range(1, 10**9))  # n of body "m{n}": found in the database
         self.threads = [
             threading.Thread(target=self._rows, daemon=True) for _ in range(row_threads)
-        ]
-        self.threads.append(threading.Thread(target=self._messages, daemon=True))
+        ] + [threading.Thread(target=self._messages, daemon=True) for _ in range(message_threads)]
 
     def start(self) -> "Writers":
         for thread in self.threads:
@@ -257,32 +284,49 @@ class Writers:
         for thread in self.threads:
             thread.join(60)
 
+    def burst(self, count: int) -> None:
+        """Post ``count`` rows at the same moment (their commits may land out of id order)."""
+        together = threading.Barrier(count)
+        posts = [
+            threading.Thread(target=self._post_row, args=(together.wait,), daemon=True)
+            for _ in range(count)
+        ]
+        for thread in posts:
+            thread.start()
+        for thread in posts:
+            thread.join(30)
+
     def _rows(self) -> None:
         while not self.stop.wait(self.interval):
-            with self.lock:
-                a = next(self.row_counter)
-            started = time.monotonic()
-            try:
-                response = requests.post(
-                    self.url + "/table/rows",
-                    data={"a": str(a), "b": "0"},
-                    headers={"X-CSRFToken": self.anon.token, **JSON},
-                    cookies=self.anon.http.cookies,
-                    timeout=15,
-                )
-                status = response.status_code
-                row_id = response.json()["id"] if status == 201 else None
-            except (requests.RequestException, ValueError) as error:
-                status, row_id = type(error).__name__, None
-            with self.lock:
-                self.row_attempts[a] = row_id
-                self.row_statuses.append(status)
-                self.row_times.append((started, time.monotonic(), status))
+            self._post_row()
+
+    def _post_row(self, ready=None) -> None:
+        with self.lock:
+            a = next(self.row_counter)
+        if ready is not None:
+            ready()
+        started = time.monotonic()
+        try:
+            response = requests.post(
+                self.url + "/table/rows",
+                data={"a": str(a), "b": "0"},
+                headers={"X-CSRFToken": self.anon.token, **JSON},
+                cookies=self.anon.http.cookies,
+                timeout=15,
+            )
+            status = response.status_code
+            row_id = response.json()["id"] if status == 201 else None
+        except (requests.RequestException, ValueError) as error:
+            status, row_id = type(error).__name__, None
+        with self.lock:
+            self.row_attempts[a] = row_id
+            self.row_statuses.append(status)
+            self.row_times.append((started, time.monotonic(), status))
 
     def _messages(self) -> None:
-        n = 0
         while not self.stop.wait(self.interval):
-            n += 1
+            with self.lock:
+                n = next(self.message_counter)
             author = self.authors[n % len(self.authors)]
             client_id = str(uuid.uuid4())
             record = {"body": f"m{n}", "tries": 0, "id": None, "statuses": []}
@@ -330,8 +374,8 @@ def accounted(writers: Writers, db_rows: dict[int, int]) -> Accounted:
     )
 
 
-def stored(database_url: str) -> tuple[dict[int, int], dict[str, int]]:
-    """What the database holds: row a -> id, message body -> id."""
+def query(database_url: str, *statements: str) -> list[list[tuple]]:
+    """The rows each SQL statement answers, on a PostgreSQL database of the app's."""
     import psycopg
     from sqlalchemy.engine import make_url
 
@@ -339,9 +383,15 @@ def stored(database_url: str) -> tuple[dict[int, int], dict[str, int]]:
         make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
     with psycopg.connect(plain) as conn:
-        rows = dict(conn.execute("SELECT a, id FROM table_rows").fetchall())
-        messages = dict(conn.execute("SELECT body, id FROM messages").fetchall())
-    return rows, messages
+        return [conn.execute(statement).fetchall() for statement in statements]
+
+
+def stored(database_url: str) -> tuple[dict[int, int], dict[str, int]]:
+    """What the database holds: row a -> id, message body -> id."""
+    rows, messages = query(
+        database_url, "SELECT a, id FROM table_rows", "SELECT body, id FROM messages"
+    )
+    return dict(rows), dict(messages)
 
 
 def slow_post(
