@@ -215,7 +215,12 @@ def test_a_send_the_server_could_not_do_just_now_is_sent_again_and_stored_once(
     alice.send("while the database was down")
     expect(alice.feedback).to_have_text("1 message waiting to be sent…")
     expect(alice.composer).to_have_value("")
-    assert any(a.get("retry") for a in acks.acks), acks.acks  # the server said: try again
+    # The server said: try again (its answer may come after the page shows the send waiting).
+    for _ in range(100):
+        if any(a.get("retry") for a in acks.acks):
+            break
+        alice.page.wait_for_timeout(100)  # Playwright delivers the frames meanwhile
+    assert any(a.get("retry") for a in acks.acks), acks.acks
     proxy.restore()
 
     expect(alice.message_with("while the database was down")).to_have_count(1, timeout=30_000)
