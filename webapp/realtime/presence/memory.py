@@ -91,8 +91,7 @@ class MemoryPresence(PresenceStore):
             for worker in dead:
                 self.state.alive.pop(worker, None)
         users: set[int] = set()
-        self.reaped = sorted(dead - {self.worker_id})
-        for worker in self.reaped:
+        for worker in sorted(dead - {self.worker_id}):
             users |= self.clear_worker(worker)
         return users
 
