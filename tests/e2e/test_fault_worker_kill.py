@@ -12,7 +12,6 @@ import threading
 import time
 
 import pytest
-import requests
 
 from .clients import CatchUpClient, logged_in
 from .faults import Writers, accounted, children, slow_post, stored, wait
@@ -22,19 +21,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CLIENTS = int(os.environ.get("FAULT_CLIENTS", "200"))
 HELD = 12  # tabs kept closed for a while after they lose their socket (a laptop lid)
 SLOW_UPLOADS = 6  # row POSTs whose bodies trickle in over 2 s, across the kill
-
-
-def workers_answering(url: str, count: int, timeout: float = 30) -> set[str]:
-    """The ids of ``count`` live workers behind ``url`` (a new connection per request: the
-    kernel hands each to one worker's socket; one queued at the dead worker fails)."""
-    seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    while len(seen) < count and time.monotonic() < deadline:
-        try:
-            seen.add(requests.get(url + "/healthz", timeout=5).headers["X-Worker"])
-        except requests.RequestException:
-            time.sleep(0.1)
-    return seen
 
 
 def test_kill_9_of_a_worker_under_200_tabs_loses_nothing_acknowledged(cluster, postgres_url):
@@ -87,12 +73,12 @@ def test_kill_9_of_a_worker_under_200_tabs_loses_nothing_acknowledged(cluster, p
         victim_pid = min(workers_before)
         os.kill(victim_pid, signal.SIGKILL)
         killed = time.monotonic()
-        wait(lambda: any(t.disconnected_at for t in tabs), 10, "a socket broke")
-        # The tabs of the dead worker (the one no longer answering): every one of them notices
-        # (a busy client may take a while).
-        dead = set(spread_before) - workers_answering(web.url, 2)
-        assert len(dead) == 1, (dead, spread_before)
-        victims = [t for t in tabs if worker_of[t] in dead]
+        first = wait(
+            lambda: next((t for t in tabs if t.disconnected_at), None), 10, "a socket broke"
+        )
+        # The tabs of the dead worker: every one of them notices (a busy client may take a
+        # while), and no other tab loses its socket.
+        victims = [t for t in tabs if worker_of[t] == worker_of[first]]
         wait(lambda: all(t.disconnects for t in victims), 30, "every victim lost its socket")
         slow = [tabs[i] for i in held if tabs[i] in victims]
         fast = [t for t in victims if t not in slow]
