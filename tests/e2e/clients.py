@@ -256,12 +256,6 @@ class CatchUpClient:
 
     def _reconnect(self) -> None:
         delay = self.delay
-        # python-socketio calls the disconnect handler before it marks itself disconnected; a
-        # busy process may take a while to get there (returning on "connected" here left a
-        # tab without its socket for good).
-        settled = time.monotonic() + 30
-        while self.client.connected and time.monotonic() < settled and not self.closing:
-            time.sleep(0.05)
         while not self.closing:
             pause = delay * (1 + self.jitter * (2 * random.random() - 1))
             time.sleep(pause)
