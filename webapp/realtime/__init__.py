@@ -59,3 +59,11 @@ def resync_local_clients() -> None:
     while it was not listening never reached this worker's clients.
     """
     socketio.emit("server:resync", {"reason": "queue"}, ignore_queue=True)
+
+
+def resync_everyone(reason: str) -> None:
+    """Ask every client of every worker to catch up from the database (``server:resync``).
+
+    Sent when a worker died: changes it committed just before may never have been relayed.
+    """
+    socketio.emit("server:resync", {"reason": reason})

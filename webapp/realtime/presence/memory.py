@@ -91,7 +91,8 @@ class MemoryPresence(PresenceStore):
             for worker in dead:
                 self.state.alive.pop(worker, None)
         users: set[int] = set()
-        for worker in sorted(dead - {self.worker_id}):
+        self.reaped = sorted(dead - {self.worker_id})
+        for worker in self.reaped:
             users |= self.clear_worker(worker)
         return users
 

@@ -186,9 +186,11 @@ class RedisPresence(PresenceStore):
         for worker in others:
             pipe.exists(self._key("alive", worker))
         users: set[int] = set()
+        self.reaped = []
         for worker, alive in zip(others, pipe.execute()):
             # Only the reaper that removes the worker from the set drops its entries.
             if not alive and self.redis.srem(self._key("workers"), worker):
+                self.reaped.append(worker)
                 users |= self.clear_worker(worker)
         return users
 

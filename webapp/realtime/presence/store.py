@@ -70,6 +70,8 @@ class PresenceStore:
     def __init__(self, worker_id: str | None = None):
         self.worker_id = worker_id or default_worker_id()
         self.started = False
+        # Workers the last reap() found dead (their events may never have been relayed).
+        self.reaped: list[str] = []
 
     # Connections ---------------------------------------------------------------------------
     def add(self, connection: Connection) -> None:

@@ -15,7 +15,7 @@ from flask import current_app
 from ...config import presence_key_prefix, presence_url
 from ...errors import ValidationError
 from ...extensions import socketio
-from .. import notify
+from .. import notify, resync_everyone
 from .memory import MemoryPresence
 from .redis_store import RedisPresence
 from .store import AWAY, ONLINE, STORE_ERRORS, TAB_STATUSES, Connection, PresenceStore, status_of
@@ -139,9 +139,10 @@ def beat_and_reap(changed: set[int] = frozenset()) -> set[int]:
     """This worker is alive; entries of dead workers go, and their users' new status is told."""
     changed = set(changed)
     changed |= store().heartbeat(current_app.config["PRESENCE_TTL_SECONDS"])
-    # A dead worker's events that it committed but never published are the outbox relay's
-    # (webapp/realtime/outbox.py): no client needs to catch up because of it.
     changed |= store().reap()
+    if store().reaped:
+        # A worker died: what it stored just before may never have been relayed to the others.
+        resync_everyone("worker")
     if changed:
         _changed(changed)
     return changed
