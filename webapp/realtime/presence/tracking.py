@@ -65,6 +65,14 @@ def showed(connection: Connection | None) -> bool:
 # Sockets ----------------------------------------------------------------------------------
 
 
+def _announce_if_changed(connection: Connection, others: list[Connection]) -> None:
+    """Announce the user of ``connection`` if it alone, opening or closing beside ``others``
+    (their other sockets), changes their status."""
+    chosen = store().chosen(connection.user_id)
+    if status_of(others, chosen) != status_of([*others, connection], chosen):
+        _changed({connection.user_id})
+
+
 def connected(sid: str, user, auth=None) -> None:
     """A logged-in socket opened; its auth data ``{"status": "away"}`` says its tab is hidden."""
     status = auth.get("status") if isinstance(auth, dict) else None
@@ -76,10 +84,7 @@ def connected(sid: str, user, auth=None) -> None:
         # Even when the store is down: this worker then remembers the socket, and its
         # heartbeat writes it once the store is back.
         store().add(connection)
-    others = [c for c in store().connections(user.id) if c.sid != sid]
-    chosen = store().chosen(user.id)
-    if status_of(others, chosen) != status_of([*others, connection], chosen):
-        _changed({user.id})
+    _announce_if_changed(connection, [c for c in store().connections(user.id) if c.sid != sid])
 
 
 def disconnected(sid: str) -> None:
@@ -90,10 +95,7 @@ def disconnected(sid: str) -> None:
         return
     if showed(connection):
         _stopped_showing(connection)
-    others = store().connections(connection.user_id)
-    chosen = store().chosen(connection.user_id)
-    if status_of(others, chosen) != status_of([*others, connection], chosen):
-        _changed({connection.user_id})
+    _announce_if_changed(connection, store().connections(connection.user_id))
 
 
 def set_status(sid: str, user, status, chosen=False) -> str:
