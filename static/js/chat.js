@@ -24,14 +24,12 @@
   let skew = 0;                       // the server's clock minus this browser's, in ms
   const typingTimers = new Map();
   let joined = null;                  // the room this socket has joined
-  let stick = true;                   // keep the view at the bottom (user has not scrolled up)
   let lastTyping = 0;
   let typingLater = null;             // a keystroke came within the second: tell it at its end
   let lastActivity = Date.now();
   let sentStatus = "online";
   let editing = null;                 // id of the own message being edited
   let ownSheet = null;
-  let keepScroll = null;              // distance from the bottom while older messages load
 
   const $ = (id) => document.getElementById(id);
   const page = () => $("chat-page");
@@ -62,30 +60,20 @@
     else if (!$("composer-feedback")?.classList.contains("text-danger") && !editing) feedback("");
   }
 
-  // Own messages and own typing are told apart by CSS on data-author, for this user only.
+  // Own messages and own typing are told apart by CSS on data-author, for this user only: a
+  // mark beside own messages (chat.css --chat-own-mark) and their Edit and Delete.
   function styleOwn() {
     const user = page() && page().dataset.user;
     if (!user || ownSheet || !("adoptedStyleSheets" in document)) return;
     const who = `[data-author="${CSS.escape(user)}"]`;
     ownSheet = new CSSStyleSheet();
     ownSheet.replaceSync(
-      `.chat-message${who} { background: var(--bs-primary-bg-subtle); }\n` +
-      `.chat-message${who} .chat-actions { display: inline; }\n` +
+      `.chat-message${who} { border-left-color: var(--chat-own-mark); }\n` +
+      `.chat-message${who} .chat-actions { display: flex; }\n` +
       `.chat-typing${who} { display: none; }`
     );
     document.adoptedStyleSheets = [...document.adoptedStyleSheets, ownSheet];
   }
-
-  // Scrolling ------------------------------------------------------------------------------
-  function scroller() { return $("message-scroller"); }
-
-  function toBottom() {
-    const el = scroller();
-    if (el) el.scrollTop = el.scrollHeight;
-    stick = true;
-  }
-
-  function followIfStuck() { if (stick) toBottom(); }
 
   // Rooms ----------------------------------------------------------------------------------
   function newestShown() {
@@ -212,7 +200,6 @@
     clearTimeout(typingLater);
     typingLater = null;
     feedback("");
-    stick = true;
     flush();
     box.focus();
   }
@@ -334,13 +321,6 @@
     const now = Date.parse($("messages")?.dataset.now || "");
     if (Number.isFinite(now)) skew = now - Date.now();
     stopEditing(false);
-    const el = scroller();
-    if (el) {
-      el.addEventListener("scroll", () => {
-        stick = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
-      });
-      toBottom();
-    }
     $("composer-body")?.focus();
     restoreReturned();
     expireEdits();
@@ -359,20 +339,17 @@
   // left still arrive: take off what they put on this page.
   const otherRoom = (data) => Boolean(data && data.room && !sameName(data.room, currentRoom()));
 
+  // Scrolling follows the list by itself (message-scroll.js).
   document.addEventListener("realtime:chat:message", (e) => {
     const message = e.detail || {};
     hideTyping(message.author);
-    if (otherRoom(message)) return $(`message-${message.id}`)?.remove();
-    if (page() && sameName(message.author, page().dataset.user)) toBottom();
-    else followIfStuck();
+    if (otherRoom(message)) $(`message-${message.id}`)?.remove();
   });
   document.addEventListener("realtime:chat:typing", (e) => {
     if (!e.detail) return;
     if (otherRoom(e.detail)) hideTyping(e.detail.user);
     else showTyping(e.detail.user);
   });
-  document.addEventListener("realtime:chat:message-edited", followIfStuck);
-  document.addEventListener("realtime:caught-up", followIfStuck);
   // Messages came in or were replaced (live, catch-up, older history): their Edit too.
   for (const name of ["realtime:chat:message", "realtime:chat:message-edited", "realtime:caught-up", "htmx:oobAfterSwap"]) {
     document.addEventListener(name, expireEdits);
@@ -430,20 +407,6 @@
   }
   setInterval(reportStatus, 15000);
 
-  // "Load older" prepends messages: keep what the user looks at in place.
-  document.addEventListener("htmx:beforeRequest", (e) => {
-    const el = scroller();
-    if (el && e.target.dataset && e.target.dataset.action === "load-older") {
-      keepScroll = el.scrollHeight - el.scrollTop;
-    }
-  });
-  document.addEventListener("htmx:oobAfterSwap", () => {
-    const el = scroller();
-    if (el && keepScroll !== null) {
-      el.scrollTop = el.scrollHeight - keepScroll;
-      keepScroll = null;
-    }
-  });
   // A room link swapped the chat part of the page: join the room it shows.
   document.addEventListener("htmx:afterSettle", (e) => {
     if (e.target && e.target.id === "chat-page") pageShown();

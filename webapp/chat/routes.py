@@ -124,8 +124,10 @@ def room(name: str):
             name=name if creatable else "",  # the New room field, filled in
             rooms=services.rooms_with_unread(_user()),
         ), 404
+    # Read before the page marks the room read: the "New messages" line goes after it.
+    last_read = services.last_read_id(_user(), room)
     services.join(_user(), room)
-    return render_template("chat/room.html", **_room_context(room))
+    return render_template("chat/room.html", **_room_context(room, last_read=last_read))
 
 
 @bp.get("/chat/<name>/messages")

@@ -234,6 +234,12 @@ def last_message_id(room: Room) -> int:
     return db.session.scalar(query) or 0
 
 
+def last_read_id(user: User, room: Room) -> int | None:
+    """The newest message ``user`` has read in ``room``; None when they are not a member."""
+    member = db.session.get(Member, (room.id, user.id))
+    return member.last_read_id if member is not None else None
+
+
 def join(user: User, room: Room, read: bool = True) -> Member:
     """Make ``user`` a member of ``room`` (announced to the room the first time).
 
