@@ -89,7 +89,9 @@
   document.addEventListener("click", (e) => {
     if (!e.target.closest('[data-action="jump-to-latest"]')) return;
     toBottom();
-    $("composer-body")?.focus();
+    // The button goes: from the keyboard (no pointer, detail 0), the composer takes the focus;
+    // a tap does not open a phone's keyboard.
+    if (e.detail === 0) $("composer-body")?.focus();
   });
   document.addEventListener("htmx:beforeRequest", (e) => {
     const el = scroller();

@@ -160,9 +160,9 @@ def test_groups_day_separators_and_local_times_stay_right_live(chat_server, new_
     # A grouped message shows no author line; its time appears on hover.
     grouped = chat.message(ids["same group"])
     expect(grouped.locator(".chat-author")).not_to_be_in_viewport()
-    expect(grouped.locator("time")).to_have_css("visibility", "hidden")
+    expect(grouped.locator("time")).to_have_css("opacity", "0")
     grouped.hover()
-    expect(grouped.locator("time")).to_have_css("visibility", "visible")
+    expect(grouped.locator("time")).to_have_css("opacity", "1")
     expect(grouped.locator("time")).to_have_text("15:32")
 
     # Live: the talker's next message joins their group ("today later" was 22 minutes ago:
@@ -347,6 +347,8 @@ def test_phone_rooms_drawer_and_touch_composer(chat_server, new_page):
     open_button.click()
     expect(rooms).to_be_visible()
     expect(rooms).to_be_in_viewport()
+    # Slid in (Bootstrap marks the drawer "showing" while it moves).
+    expect(page.locator("#chat-rooms")).not_to_have_class(re.compile(r"\bshowing\b"))
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / "chat-view-drawer-phone.png")
     page.get_by_role("button", name="Close rooms").click()
@@ -359,7 +361,12 @@ def test_phone_rooms_drawer_and_touch_composer(chat_server, new_page):
     expect(rooms).to_be_hidden()
     chat.wait_joined()
     ChatPage(page).send("typed on a phone")
-    expect(ChatPage(page).message_with("typed on a phone")).to_be_in_viewport()
+    mine = ChatPage(page).message_with("typed on a phone")
+    expect(mine).to_be_in_viewport()
+    # No hover on a touch screen: one's own message shows its actions.
+    expect(mine.locator(".chat-actions")).to_have_css("opacity", "1")
+    expect(mine.get_by_role("button", name="Edit message: typed on a phone")).to_be_in_viewport()
+    page.screenshot(path=SHOTS / "chat-view-touch-phone.png")
     assert_no_console_errors(page)
 
 
