@@ -160,6 +160,31 @@ def test_post_message_without_csrf_is_400(app, alice):
     assert response.status_code == 400 and count(app, Room) == 1
 
 
+def test_room_page_tells_the_viewer_what_they_had_read_and_each_message_its_author_and_time(
+    accounts, alice
+):
+    bob = accounts("bob")
+    post(bob, "before")
+    alice.client.get("/chat/general")  # read up to "before"
+    post(bob, "after one")
+    post(bob, "after two")
+    page = alice.client.get("/chat/general").get_data(as_text=True)
+    # The page's "New messages" line goes after message 1: what alice had read when it opened.
+    assert 'data-last-read="1"' in page and 'data-last-id="3"' in page
+    # Read now: the next page has nothing new.
+    assert 'data-last-read="3"' in alice.client.get("/chat/general").get_data(as_text=True)
+    # Someone who never opened the room finds nothing new in it.
+    assert 'data-last-read="3"' in accounts("carol").client.get("/chat/general").get_data(
+        as_text=True
+    )
+    # The fragment is the viewer's own: author and time for the page, actions named by the text.
+    article = re.search(r'<article id="message-2"[^>]*>', page).group(0)
+    assert 'data-author="bob"' in article
+    assert re.search(r'data-created="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"', article)
+    assert 'aria-label="Edit message: after one"' in page
+    assert 'id="day-separator-template"' in page and 'id="new-messages-template"' in page
+
+
 def test_create_room(app, alice):
     response = alice.browser.post("/chat/rooms", {"name": "design"})
     assert (

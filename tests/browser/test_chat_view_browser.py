@@ -389,7 +389,10 @@ def test_view_contrast_and_screenshots(chat_server, new_page, scheme):
     ]:
         set_created(chat_server, post(talker, room, body), now - ago)
     viewer = register(new_page(), chat_server.url, unique_name("viewer"))
-    ChatPage.open(viewer, chat_server.url, room).send("Count me in. Where?")
+    mine = ChatPage.open(viewer, chat_server.url, room)
+    mine.send("Count me in. Where?")
+    mine.send("Any time after twelve works for me.")
+    mine.wait_count(7)
     state = viewer.context.storage_state()
     open_live(viewer, f"{chat_server.url}/chat/general")
     post(talker, room, "The usual place, **by the river**.")
@@ -400,7 +403,9 @@ def test_view_contrast_and_screenshots(chat_server, new_page, scheme):
         chat = ChatPage.open(page, chat_server.url, room)
         expect(page.locator('[data-role="new-messages"]')).to_be_visible()
         assert page.locator("html").get_attribute("data-bs-theme") == scheme
-        own = chat.message_with("Count me in. Where?")
+        # One's own second message, grouped: its time and actions show on hover.
+        own = chat.message_with("Any time after twelve works for me.")
+        expect(own).to_have_attribute("data-continued", "")
         own.hover()
         page.screenshot(path=SHOTS / f"chat-view-{size}-{scheme}.png")
         page.evaluate("Promise.all(document.getAnimations().map((a) => a.finished))")
