@@ -1,5 +1,5 @@
 // Where the message list is scrolled. Entering a room shows the "New messages" line near the
-// top when what is unread does not fit, else the newest message. At the bottom, the view follows
+// top when what is unread does not fit (with "Jump to latest"), else the newest message. At the bottom, the view follows
 // what arrives; scrolled up, it stays put and "Jump to latest" appears when something new
 // arrives (it goes on reaching the bottom). One's own new message always brings the view down.
 // "Load older" prepends: what the reader looks at stays in place.
@@ -71,6 +71,7 @@
     if (line && line.offsetTop - LINE_MARGIN_PX < el.scrollTop) {
       el.scrollTop = Math.max(0, line.offsetTop - LINE_MARGIN_PX);
       stick = atBottom(el);
+      showJump(!stick);   // more that is new below
     }
     if (!bound.has(el)) {
       bound.add(el);

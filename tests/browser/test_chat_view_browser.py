@@ -247,11 +247,15 @@ def test_new_messages_line_and_jump_to_latest(chat_server, new_page):
     expect(line).to_have_text("New messages")
     items = view_items(page)
     assert items[items.index("new New messages") + 1].startswith(f"{name}: unread 0")
-    # More unread than fits: the view opens at the line, not at the bottom.
+    # More unread than fits: the view opens at the line, not at the bottom, and offers a way
+    # down; reaching the bottom by hand takes it away.
     expect(line).to_be_in_viewport()
     expect(chat.messages.last).not_to_be_in_viewport()
     jump = page.get_by_role("button", name="Jump to latest")
+    expect(jump).to_be_visible()
+    page.eval_on_selector("#message-scroller", "el => { el.scrollTop = el.scrollHeight; }")
     expect(jump).to_be_hidden()
+    page.eval_on_selector("#message-scroller", "el => { el.scrollTop = 0; }")
     # Scrolled up, something new arrives: "Jump to latest" appears and takes the view down.
     post(talker, room, "while scrolled up")
     expect(chat.messages).to_have_count(11)
@@ -274,6 +278,14 @@ def test_new_messages_line_and_jump_to_latest(chat_server, new_page):
     page.eval_on_selector("#message-scroller", "el => { el.scrollTop = 0; }")
     chat.send("mine brings me down")
     expect(chat.message_with("mine brings me down")).to_be_in_viewport()
+    # From the keyboard: Jump to latest, then the composer has the focus.
+    page.eval_on_selector("#message-scroller", "el => { el.scrollTop = 0; }")
+    post(talker, room, "by keyboard")
+    expect(jump).to_be_visible()
+    jump.focus()
+    page.keyboard.press("Enter")
+    expect(chat.message_with("by keyboard")).to_be_in_viewport()
+    expect(chat.composer).to_be_focused()
     # The line stays where it was while one reads.
     expect(line).to_have_count(1)
     assert_no_console_errors(page)
