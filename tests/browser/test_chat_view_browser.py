@@ -379,7 +379,12 @@ def test_phone_rooms_drawer_and_touch_composer(chat_server, new_page):
     expect(mine.locator(".chat-actions")).to_have_css("opacity", "1")
     expect(mine.get_by_role("button", name="Edit message: typed on a phone")).to_be_in_viewport()
     page.screenshot(path=SHOTS / "chat-view-touch-phone.png")
-    assert_no_console_errors(page)
+    # The page of a room that does not exist has the same drawer.
+    page.goto(f"{chat_server.url}/chat/{unique_name('nosuch')}")
+    expect(rooms).to_be_hidden()
+    page.get_by_role("button", name="Rooms").click()
+    expect(rooms.locator('[data-room="general"]')).to_be_in_viewport()
+    assert_no_console_errors(page, allow=("404 (NOT FOUND)",))
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
