@@ -13,6 +13,7 @@
   let keepScroll = null;     // distance from the bottom while older messages load
   let newest = 0;            // the newest message id shown: tells arrivals from older history
   let observer = null;
+  let entered = null;        // the #messages entered
   const bound = new WeakSet();
 
   const $ = (id) => document.getElementById(id);
@@ -62,6 +63,7 @@
   function enter() {
     const el = scroller();
     const list = $("messages");
+    entered = list;
     if (!el || !list) return;
     keepScroll = null;
     const last = newestMessage();
@@ -100,11 +102,10 @@
       keepScroll = el.scrollHeight - el.scrollTop;
     }
   });
-  // A room link swapped the chat part of the page.
-  document.addEventListener("htmx:afterSettle", (e) => {
-    if (e.target && e.target.id === "chat-page") enter();
-  });
-  document.addEventListener("htmx:historyRestore", enter);
+  // A room link swapped the chat part of the page: in place before it is first painted.
+  for (const name of ["htmx:afterSwap", "htmx:afterSettle", "htmx:historyRestore"]) {
+    document.addEventListener(name, () => { if ($("messages") !== entered) enter(); });
+  }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", enter);
   else enter();

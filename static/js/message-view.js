@@ -151,7 +151,6 @@
   // The room shown: note its first unread message (not one's own) and follow its list.
   function pageShown() {
     const shown = $("messages");
-    if (shown === list && observer) return decorate();
     if (observer) observer.disconnect();
     list = shown;
     firstUnread = null;
@@ -171,10 +170,10 @@
     newLine: () => (list ? list.querySelector(':scope > [data-role="new-messages"]') : null),
   };
 
-  document.addEventListener("htmx:afterSettle", (e) => {
-    if (e.target && e.target.id === "chat-page") pageShown();
-  });
-  document.addEventListener("htmx:historyRestore", pageShown);
+  // A room link swapped the chat part of the page: decorated before it is first painted.
+  for (const name of ["htmx:afterSwap", "htmx:afterSettle", "htmx:historyRestore"]) {
+    document.addEventListener(name, () => { if ($("messages") !== list) pageShown(); });
+  }
   setInterval(decorate, REFRESH_MS);
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") decorate();
