@@ -155,7 +155,7 @@
     list = shown;
     firstUnread = null;
     if (!list) return;
-    const lastRead = Number(list.dataset.lastRead);
+    const lastRead = list.dataset.lastRead ? Number(list.dataset.lastRead) : NaN;
     if (Number.isFinite(lastRead)) {
       const unread = messagesOf(list).find((m) => idOf(m) > lastRead && !sameName(m.dataset.author, user()));
       if (unread) firstUnread = idOf(unread);

@@ -57,6 +57,8 @@ def _room_context(room, **context) -> dict:
         "appear_away": presence.appears_away(_user()),
         # The server's clock, so that the page hides Edit when the server stops allowing it.
         "now": utcnow(),
+        # What the viewer had read when the page opened (None: nothing is new to them).
+        "last_read": None,
         **context,
     }
 
