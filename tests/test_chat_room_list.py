@@ -24,6 +24,7 @@ def test_a_page_lists_general_own_active_and_newest_rooms_up_to_a_bound(app):
         )
         rooms = [services.create_room(f"room{i:02d}") for i in range(12)]
         services.join(alice, rooms[5])
+        services.join(bob, rooms[2])
         services.post_message(bob, rooms[2], "busy")
         listed, more = services.room_list(alice)
         # general, her room, the active one, then the newest two: by name.
