@@ -23,19 +23,20 @@ SUFFIX = "-room"
 
 
 def upgrade():
-    with op.batch_alter_table("rooms", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("visibility", sa.String(length=8), nullable=False, server_default="public")
-        )
-        batch_op.add_column(sa.Column("creator_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_foreign_key(
-            "fk_rooms_creator_id_users", "users", ["creator_id"], ["id"], ondelete="SET NULL"
-        )
-    with op.batch_alter_table("room_members", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("closed", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # Plain ADD COLUMNs, no batch rebuild: on SQLite a rebuilt `rooms` would be dropped, and
+    # its messages and members with it (ON DELETE CASCADE).
+    op.add_column(
+        "rooms",
+        sa.Column("visibility", sa.String(length=8), nullable=False, server_default="public"),
+    )
+    # No foreign key: SQLite cannot add one without rebuilding the table (see above), and
+    # accounts are never deleted.
+    op.add_column("rooms", sa.Column("creator_id", sa.Integer(), nullable=True))
+    op.add_column("rooms", sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "room_members",
+        sa.Column("closed", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     words = ", ".join(f"'{word}'" for word in ROUTE_WORDS)
     op.execute(
         f"UPDATE rooms SET name = name || '{SUFFIX}', name_key = name_key || '{SUFFIX}'"
@@ -57,10 +58,15 @@ def upgrade():
 def downgrade():
     # Direct conversations and private rooms have no place in the earlier schema.
     op.execute("DELETE FROM rooms WHERE visibility <> 'public'")
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        # The batch rebuild drops `rooms`: without this its messages and members would go too.
+        op.execute("PRAGMA foreign_keys=OFF")
     with op.batch_alter_table("room_members", schema=None) as batch_op:
         batch_op.drop_column("closed")
     with op.batch_alter_table("rooms", schema=None) as batch_op:
-        batch_op.drop_constraint("fk_rooms_creator_id_users", type_="foreignkey")
         batch_op.drop_column("archived_at")
         batch_op.drop_column("creator_id")
         batch_op.drop_column("visibility")
+    if sqlite:
+        op.execute("PRAGMA foreign_keys=ON")

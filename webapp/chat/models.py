@@ -2,7 +2,17 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..auth.models import User
@@ -27,7 +37,9 @@ class Room(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     visibility: Mapped[str] = mapped_column(String(8), default=PUBLIC, server_default=PUBLIC)
     # Who created it: they may rename it, archive it and remove members. None for general.
-    creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # A user id without a foreign key (migration 0008 adds it in place; accounts are never
+    # deleted).
+    creator_id: Mapped[int | None] = mapped_column(Integer)
     # An archived room can be read, not posted to.
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
