@@ -181,6 +181,8 @@ def test_load_older_pages_back_through_a_long_history(chat_server, new_page):
     # 60 messages from six people (flood control allows each 10 in 10 seconds), over HTTP.
     posters = [logged_in(chat_server.url, unique_name("poster")) for _ in range(6)]
     assert posters[0].post("/chat/rooms", {"name": room}).status_code == 201
+    for poster in posters[1:]:
+        assert poster.post(f"/chat/{room}/join", {}).status_code == 200  # members post
     sent = []
     for number in range(60):
         body = f"history {number + 1}"

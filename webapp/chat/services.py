@@ -257,6 +257,8 @@ def rooms_with_unread(user: User, room_ids=None) -> list[tuple[Room, int]]:
         .outerjoin(
             Message,
             and_(
+                # Unread counts are members': a public room one only looks at counts none.
+                Member.user_id.is_not(None),
                 Message.room_id == Room.id,
                 Message.id > func.coalesce(Member.last_read_id, 0),
                 Message.author_id != user.id,
