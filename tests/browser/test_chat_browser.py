@@ -44,6 +44,8 @@ def test_two_people_talk_type_edit_delete_and_see_each_others_presence(chat_serv
     register(page, url, bob_name, next_path=f"/chat/{room}")
     expect(page).to_have_url(re.compile(rf"/chat/{room}$"))
     bob = ChatPage(page)
+    wait_live(page)
+    bob.join()  # following a link shows the room; Join makes him a member
     bob.wait_joined()
     expect(alice.member_status(bob_name)).to_have_text("Online")
     expect(bob.member_status(alice_name)).to_have_text("Online")
