@@ -99,9 +99,16 @@ def test_only_members_post_join_and_leave(alice, bob):
     assert 'id="composer"' in page and 'data-action="leave-room"' in page
     assert send(alice, "design").status_code == 201
 
+    watcher = bob.socket()
+    assert watcher.emit("chat:join", {"room": "design"}, callback=True)["ok"]
+    watcher.get_received()
     assert post_json(alice, "/chat/design/leave").get_json()["ok"]
     assert member_names(alice, "design") == ["bob"]
     assert send(alice, "design").status_code == 422
+    # The room's member lists drop her at once.
+    [left] = [e["args"][0] for e in watcher.get_received() if e["name"] == "chat:member-left"]
+    assert (left["room"], left["user"]) == ("design", "alice")
+    assert 'hx-swap-oob="delete"' in left["html"]
 
 
 def test_route_words_are_not_room_names(alice):

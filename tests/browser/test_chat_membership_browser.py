@@ -35,6 +35,7 @@ def test_opening_a_room_shows_it_join_lets_one_post_and_leave_ends_it(chat_serve
     # Leave: back in general; the room offers Join again.
     bob.page.get_by_role("button", name="Leave").click()
     expect(bob.page).to_have_url(re.compile(r"/chat/general$"))
+    expect(alice.page.locator(f'#members [data-user="{bob.user}"]')).to_have_count(0)
     bob = ChatPage.open(bob.page, url, room, join=False)
     expect(bob.page.locator('[data-action="join-room"]')).to_be_visible()
     # general itself cannot be left: it offers no Leave.

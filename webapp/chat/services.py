@@ -26,6 +26,7 @@ from ..realtime.connections.closing import close_user_sockets
 from ..realtime.models import StoredEvent
 from ..realtime.streams import StreamRefused
 from .broadcasts import (
+    MEMBER_LEFT,
     MESSAGE,
     MESSAGE_DELETED,
     MESSAGE_EDITED,
@@ -396,7 +397,10 @@ def _remove(room: Room, user: User) -> None:
         delete(Member).where(Member.room_id == room.id, Member.user_id == user.id)
     )
     db.session.commit()
-    if result.rowcount and not room.is_public:
+    if not result.rowcount:
+        return
+    MEMBER_LEFT.send(room=room, user=user)
+    if not room.is_public:
         close_user_sockets(user.id, room=room.name_key)
 
 
