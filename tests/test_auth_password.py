@@ -62,3 +62,24 @@ def test_changing_it_ends_every_other_session_and_keeps_this_one(app):
     fresh._token = None
     right = fresh.post("/login", {"username": "alice", "password": NEW}, htmx=False)
     assert right.status_code == 303
+
+
+def test_the_other_browsers_sockets_are_closed_as_at_logout(app):
+    from webapp.chat.events import LOGIN_NEEDED
+
+    from .test_auth_sessions import second_login
+
+    laptop = Account(app, "alice")
+    phone = second_login(app, "alice")
+    sock = phone.socket()
+    assert sock.emit("chat:join", {"room": "general"}, callback=True)["ok"] is True
+
+    assert change(laptop, PASSWORD, NEW).status_code == 303
+
+    assert not sock.is_connected()
+    again = phone.socket()
+    ack = again.emit("chat:send", {"room": "general", "body": "still me?"}, callback=True)
+    assert ack == {"ok": False, "error": LOGIN_NEEDED}
+    # The browser that changed it goes on chatting.
+    mine = laptop.socket()
+    assert mine.emit("chat:send", {"room": "general", "body": "new password"}, callback=True)["ok"]
