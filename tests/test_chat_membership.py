@@ -342,3 +342,26 @@ def test_an_outsider_cannot_edit_or_delete_in_a_room_they_left(alice, bob):
             "ok": False,
             "error": "There is no such message.",
         }
+
+
+def test_a_renamed_private_rooms_old_name_keeps_none_of_its_events(alice, bob):
+    """Whoever creates a room under the old name later reads nothing of the private room's
+    stream (its events left with it), and its numbers go on from where it stopped."""
+    create(alice, "secret", "private")
+    send(alice, "secret", "the plan")
+    assert post_json(alice, "/chat/secret/rename", {"name": "hidden"}).get_json()["ok"]
+    create(bob, "secret")
+    # Event 1 is gone: a client that asks for it is told to reload its list (410).
+    gone = get_json(bob, "/events?stream=room:secret&after_seq=0")
+    assert gone.status_code == 410 and "the plan" not in gone.get_data(as_text=True)
+    sent = send(bob, "secret", "a fresh start")
+    assert sent.status_code == 201
+    stream = get_json(bob, "/events?stream=room:secret&after_seq=1").get_json()
+    assert [e["body"] for e in stream["events"]] == ["a fresh start"]
+    assert stream["events"][0]["seq"] == 2  # never the number of an event of the old room
+    # The renamed room goes on in a stream of its new name.
+    assert send(alice, "hidden", "still ours").status_code == 201
+    assert [m["body"] for m in get_json(alice, "/chat/hidden/messages").get_json()["messages"]] == [
+        "the plan",
+        "still ours",
+    ]
