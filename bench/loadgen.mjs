@@ -299,6 +299,12 @@ async function chatConnect({ n, users = 20, room, password = "bench-password-1" 
   await sessions[0].load("/chat");
   const created = await sessions[0].post("/chat/rooms", { name: room });
   if (created.status >= 400) throw new Error(`POST /chat/rooms answered ${created.status}`);
+  // Members post: the others join it (opening it joins nobody).
+  for (const session of sessions.slice(1)) {
+    await session.load("/chat");
+    const joined = await session.post(`/chat/${room}/join`, {});
+    if (joined.status >= 400) throw new Error(`POST /chat/${room}/join answered ${joined.status}`);
+  }
   scenarios.chat.room = room;
   scenarios.chat.senders = sessions.length;
   const result = await connectClients({ n, scenario: "chat", sessions, page: `/chat/${room}` });

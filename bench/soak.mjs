@@ -501,6 +501,12 @@ const commands = {
         const res = await users[0].session.post("/chat/rooms", { name: room }, { Accept: "application/json" });
         if (res.status !== 201) throw new Error(`POST /chat/rooms answered ${res.status}: ${res.body.slice(0, 200)}`);
       }
+      // Members post: each user joins the room they talk in (opening it joins nobody).
+      await pool(users.length, 4, async (u) => {
+        await users[u].session.load("/chat");
+        const res = await users[u].session.post(`/chat/${users[u].room}/join`, {}, { Accept: "application/json" });
+        if (res.status !== 200) throw new Error(`POST /chat/.../join answered ${res.status}: ${res.body.slice(0, 200)}`);
+      });
     }
     clients = Array.from({ length: n }, (_, i) => new Client(i, i < chatTabs ? users[i % userTotal] : null));
     const errors = new Set();

@@ -564,13 +564,22 @@ HTTP_EFFECTS = {
     "table.add_row": {"rows": (1,), **TOTALS},
     "table.delete_row": {"rows": (-1,), **TOTALS},
     "auth.register": {"users": (1,)},
-    "chat.create_room": {"rooms": (1,)},
-    "chat.post_message": {"messages": (0, 1), "members": (0, 1)},
-    "chat.room": {"members": (0, 1)},
+    # Its creator is its first member.
+    "chat.create_room": {"rooms": (1,), "members": (1,)},
+    # Members post; viewing a room or posting makes nobody a member.
+    "chat.post_message": {"messages": (0, 1)},
+    "chat.join": {"members": (0, 1)},
+    "chat.leave": {"members": (0, -1)},
+    "chat.add_member": {"members": (1,)},
+    "chat.remove_member": {"members": (-1,)},
+    "chat.rename": {},
+    "chat.archive": {},
+    "chat.start_direct": {"rooms": (0, 1), "members": (0, 2)},
+    "auth.change_password": {},
 }
 SOCKET_EFFECTS = {
-    "chat:join": {"members": (0, 1)},
-    "chat:send": {"messages": (0, 1), "members": (0, 1)},
+    "chat:join": {},
+    "chat:send": {"messages": (0, 1)},
     "chat:edit": {"last_edit": ANY, "edited": (0, 1)},
     "chat:delete": {"deleted": (1,)},
 }

@@ -24,11 +24,16 @@ def test_a_page_lists_general_own_active_and_newest_rooms_up_to_a_bound(app):
         )
         rooms = [services.create_room(f"room{i:02d}") for i in range(12)]
         services.join(alice, rooms[5])
+        services.join(bob, rooms[2])
         services.post_message(bob, rooms[2], "busy")
+        services.join(bob, rooms[5])
+        services.post_message(bob, rooms[5], "hello alice")
         listed, more = services.room_list(alice)
         # general, her room, the active one, then the newest two: by name.
         assert names(listed) == ["general", "room02", "room05", "room10", "room11"] and more
-        assert {r.name: n for r, n in listed}["room02"] == 1  # unread counts still shown
+        # Unread counts still shown, for the rooms she is a member of.
+        assert {r.name: n for r, n in listed}["room05"] == 1
+        assert {r.name: n for r, n in listed}["room02"] == 0
         # The current room is listed even when it is none of those.
         assert "room00" in names(services.room_list(alice, rooms[0])[0])
         # Every room, a page at a time, in name order.

@@ -96,10 +96,8 @@ def test_post_message_commits_then_broadcasts_to_the_room(app, alice, sent):
     assert (data["room"], data["author"], data["body"]) == ("general", "alice", "hello")
     assert data["created_at"].endswith("Z")
     assert 'hx-swap-oob="beforeend:#messages"' in html and f'id="message-{data["id"]}"' in html
-    # Posting made alice a member of general: the room hears of it.
-    [(_, joined, member_html, to)] = only(sent, "chat:presence")
-    assert joined == {"user": "alice", "status": "offline"} and to == ["chat:general"]
-    assert 'hx-swap-oob="beforeend:#members"' in member_html
+    # alice was a member of general from registration on: posting changes no membership.
+    assert only(sent, "chat:presence") == []
 
 
 def test_resend_with_the_same_client_id_is_stored_once(app, alice, sent):

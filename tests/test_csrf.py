@@ -9,7 +9,7 @@ from webapp import create_app
 from webapp.config import TestConfig
 from webapp.extensions import db
 
-from .conftest import CSRF_META
+from .conftest import CSRF_META, PASSWORD
 from .fuzzing import snapshot
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -26,12 +26,26 @@ FORMS = {
     "/login": {"username": "alice", "password": "correct horse battery"},
     "/chat/rooms": {"name": "newroom"},
     "/chat/<name>/messages": {"body": "hello"},
+    "/chat/<name>/members": {"username": "carol"},
+    "/chat/<name>/members/remove": {"username": "bob"},
+    "/chat/<name>/rename": {"name": "renamed"},
+    "/account/password": {"current_password": PASSWORD, "new_password": "another passphrase"},
 }
-PATH_VALUES = {"name": "general", "row_id": "1"}
+PATH_VALUES = {"name": "general", "row_id": "1", "username": "bob"}
+# Routes that act on a room of alice's own (general cannot be left, renamed, ...).
+OWN_ROOM = {
+    "/chat/<name>/leave",
+    "/chat/<name>/members",
+    "/chat/<name>/members/remove",
+    "/chat/<name>/members/<username>/remove",
+    "/chat/<name>/rename",
+    "/chat/<name>/archive",
+}
 
 
 def concrete(path: str) -> str:
-    for name, value in PATH_VALUES.items():
+    values = {**PATH_VALUES, "name": "mine"} if path in OWN_ROOM else PATH_VALUES
+    for name, value in values.items():
         for converter in ("", "int:", "string:"):
             path = path.replace(f"<{converter}{name}>", value)
     assert "<" not in path, f"add a value for the parameters of {path} to PATH_VALUES"
@@ -45,10 +59,15 @@ def other_sessions_token(app) -> str:
 
 @pytest.fixture
 def alice(accounts, browser):
-    """A logged-in user, one table row and one message to act on."""
+    """A logged-in user, one table row and one message to act on, a private room of hers with
+    bob in it, and carol."""
+    accounts("bob"), accounts("carol")
     user = accounts("alice")
     assert user.browser.post("/table/rows", {"a": "5", "b": "6"}).status_code == 201
     assert user.browser.post("/chat/general/messages", {"body": "first"}).status_code == 201
+    form = {"name": "mine", "visibility": "private"}
+    assert user.browser.post("/chat/rooms", form).status_code == 201
+    assert user.browser.post("/chat/mine/members", {"username": "bob"}).status_code == 200
     return user
 
 

@@ -210,6 +210,14 @@ class Config:
     RATELIMIT_ROOMS_PER_USER = os.environ.get(
         "RATELIMIT_ROOMS_PER_USER", "10 per minute; 50 per day"
     )
+    # Members added to private rooms, and direct conversations started, per user: each shows a
+    # room to someone else (their room list), so a user cannot fill others' lists at will.
+    RATELIMIT_MEMBERS_PER_USER = os.environ.get(
+        "RATELIMIT_MEMBERS_PER_USER", "30 per minute; 300 per day"
+    )
+    RATELIMIT_DIRECT_PER_USER = os.environ.get(
+        "RATELIMIT_DIRECT_PER_USER", "20 per minute; 200 per day"
+    )
     # chat:edit and presence:set per user: each is broadcast to a room, or to every room the
     # user is a member of. Refused with {"ok": false, "error", "retry_after"}.
     RATELIMIT_EDITS_PER_USER = os.environ.get("RATELIMIT_EDITS_PER_USER", "30 per minute")

@@ -95,6 +95,8 @@ RULES = {
 # Limits counted by the code they guard (socket events, a route): setting -> what a refusal says.
 MESSAGES = {
     "RATELIMIT_ROOMS_PER_USER": "Too many new rooms.",
+    "RATELIMIT_MEMBERS_PER_USER": "Too many members added.",
+    "RATELIMIT_DIRECT_PER_USER": "Too many direct conversations started.",
     "RATELIMIT_EDITS_PER_USER": "Too many edits.",
     "RATELIMIT_PRESENCE_PER_USER": "Too many status changes.",
 }

@@ -48,11 +48,22 @@ class ChatPage:
         self.feedback = page.locator("#composer-feedback")
 
     @classmethod
-    def open(cls, page: Page, base_url: str, room: str) -> "ChatPage":
+    def open(cls, page: Page, base_url: str, room: str, join: bool = True) -> "ChatPage":
+        """Open a room; ``join``: also join it when the page offers Join (one is not a member)."""
         open_live(page, f"{base_url}/chat/{room}")
         chat = cls(page)
+        if not join:
+            wait_live(page)
+            return chat
+        if page.locator('[data-action="join-room"]').count():
+            chat.join()
         chat.wait_joined()
         return chat
+
+    def join(self) -> None:
+        """Click Join: the composer takes the button's place."""
+        self.page.locator('[data-action="join-room"]').click()
+        expect(self.composer).to_be_visible()
 
     @property
     def user(self) -> str:

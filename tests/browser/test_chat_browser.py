@@ -44,6 +44,8 @@ def test_two_people_talk_type_edit_delete_and_see_each_others_presence(chat_serv
     register(page, url, bob_name, next_path=f"/chat/{room}")
     expect(page).to_have_url(re.compile(rf"/chat/{room}$"))
     bob = ChatPage(page)
+    wait_live(page)
+    bob.join()  # following a link shows the room; Join makes him a member
     bob.wait_joined()
     expect(alice.member_status(bob_name)).to_have_text("Online")
     expect(bob.member_status(alice_name)).to_have_text("Online")
@@ -167,9 +169,7 @@ def test_switching_rooms_keeps_the_page_and_the_room_list_counts_unread(chat_ser
     expect(bob.page.get_by_role("heading", level=1)).to_have_text(f"# {second}")
     bob.wait_count(1)
     expect(bob.member_status(bob.user)).to_have_text("Online")
-    alice.page.goto(f"{chat_server.url}/chat/{second}")
-    ChatPage(alice.page).wait_joined()
-    ChatPage(alice.page).send("found you")
+    ChatPage.open(alice.page, chat_server.url, second).send("found you")  # joins it
     expect(bob.message_with("found you")).to_have_count(1)
     assert bob.bodies() == ["alone here", "found you"]
     assert same_document(bob.page), "switching rooms reloaded the page"
@@ -181,6 +181,8 @@ def test_load_older_pages_back_through_a_long_history(chat_server, new_page):
     # 60 messages from six people (flood control allows each 10 in 10 seconds), over HTTP.
     posters = [logged_in(chat_server.url, unique_name("poster")) for _ in range(6)]
     assert posters[0].post("/chat/rooms", {"name": room}).status_code == 201
+    for poster in posters[1:]:
+        assert poster.post(f"/chat/{room}/join", {}).status_code == 200  # members post
     sent = []
     for number in range(60):
         body = f"history {number + 1}"
@@ -210,6 +212,7 @@ def test_load_older_pages_back_through_a_long_history(chat_server, new_page):
     editor.disconnect()
     # Someone writes while the reader is at the bottom: the view follows.
     late = logged_in(chat_server.url, unique_name("late"))
+    late.post(f"/chat/{room}/join", {})
     late.post(f"/chat/{room}/messages", {"body": "not alone"})
     chat.wait_count(51)
     assert chat.bodies()[-1] == "not alone"
@@ -424,10 +427,9 @@ def test_events_of_the_room_just_left_do_not_show_in_the_next_one(chat_server, n
     assert bob.bodies() == [], "a message of the room bob left shows in the next one"
 
     hold.release()
+    bob.join()  # he looked at the second room; now he joins it
     bob.wait_joined()
-    alice.page.goto(f"{chat_server.url}/chat/{second}")
-    ChatPage(alice.page).wait_joined()
-    ChatPage(alice.page).send("now in the second room")
+    ChatPage.open(alice.page, chat_server.url, second).send("now in the second room")
     expect(bob.message_with("now in the second room")).to_have_count(1)
     assert bob.bodies() == ["now in the second room"]
     assert_no_console_errors(alice.page, bob.page)

@@ -79,6 +79,7 @@ def test_what_a_shown_tab_got_live_is_read_on_every_worker_and_a_hidden_tab_read
     web = cluster("redis").start_host(workers=2)
     alice, bob = logged_in(web.url, "alice"), logged_in(web.url, "bob")
     assert bob.post("/chat/rooms", {"name": "design"}).status_code == 201
+    assert alice.post("/chat/design/join", {}).status_code == 200  # unread counts are members'
     writer = tab(bob)
     call(writer, "chat:join", {"room": "design"})
     shown = tab(alice)

@@ -1,9 +1,9 @@
-"""HTTP routes of accounts: register, log in, log out."""
+"""HTTP routes of accounts: register, log in, log out, change one's password."""
 
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 
 from ..errors import ValidationError
 from . import bp, devices, services
@@ -72,3 +72,23 @@ def logout():
     session.clear()
     flash("You are logged out.", "info")
     return redirect(url_for("table.index"), 303)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Change one's password (current and new); every other session ends, as at logout."""
+    if request.method == "GET":
+        return render_template("auth/password.html")
+    user = current_user._get_current_object()
+    try:
+        services.change_password(
+            user, request.form.get("current_password"), request.form.get("new_password")
+        )
+    except ValidationError as error:
+        return render_template("auth/password.html", error=str(error), field=error.field), 422
+    # Every session ended with the new epoch, this one too: it starts afresh, logged in again.
+    session.clear()
+    login_user(user)
+    flash("Your password is changed. Your other browsers and tabs are logged out.", "success")
+    return redirect(url_for("chat.index"), 303)

@@ -23,6 +23,16 @@ BAD_LOGIN = "Wrong username or password."
 # Per hash method: a test app and the production config hash differently.
 _dummy_hashes: dict[str, str] = {}
 
+# Called with each new account after it is stored (the chat makes it a member of general):
+# accounts know nothing of the features built on them.
+_on_register: list = []
+
+
+def on_register(fn):
+    """Decorator: call ``fn(user)`` for every account registered from now on."""
+    _on_register.append(fn)
+    return fn
+
 
 def check_name(value, what: str = "Username") -> str:
     """A username or room name: 3–32 letters, digits, '_' or '-'."""
@@ -65,6 +75,8 @@ def register(username, password) -> User:
     except IntegrityError:  # registered at the same moment by someone else
         db.session.rollback()
         raise ValidationError("That username is taken. Choose another one.") from None
+    for hook in _on_register:
+        hook(user)
     return user
 
 
@@ -94,6 +106,29 @@ def _dummy_hash() -> str:
     if method not in _dummy_hashes:
         _dummy_hashes[method] = _hash("not-a-password")
     return _dummy_hashes[method]
+
+
+def change_password(user: User, current, new) -> None:
+    """Replace ``user``'s password after checking the current one; every session ends.
+
+    The caller logs the browser that asked back in (webapp/auth/routes.py): the others stay out,
+    as after a logout.
+    """
+    current = current if isinstance(current, str) else ""
+    if not check_password_hash(user.password_hash, current[:PASSWORD_MAX]):
+        raise ValidationError("The current password is wrong.", field="current_password")
+    try:
+        secret = check_password(new)
+    except ValidationError as error:
+        raise ValidationError(str(error), field="new_password") from None
+    if secret == current:
+        raise ValidationError(
+            "The new password is the same as the current one.", field="new_password"
+        )
+    user.password_hash = _hash(secret)
+    db.session.commit()
+    end_sessions(user)
+    db.session.refresh(user)
 
 
 def end_sessions(user: User) -> None:

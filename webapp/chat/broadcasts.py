@@ -86,3 +86,13 @@ PRESENCE = Broadcast(
     context=lambda rooms, user, status: {"user": user, "status": status},
     to=lambda rooms, user, status: [channel(room) for room in rooms],
 )
+
+# A member left the room or was removed: every member list that shows them drops them (not
+# numbered: the member list catches up as a whole).
+MEMBER_LEFT = Broadcast(
+    "chat:member-left",
+    "chat/_member_left.html",
+    fields=lambda room, user: {"room": room.name, "user": user.username},
+    context=lambda room, user: {"user": user},
+    to=lambda room, user: channel(room),
+)

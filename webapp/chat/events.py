@@ -64,14 +64,16 @@ def chat_event(name: str):
 
 @chat_event("chat:join")
 def on_join(user, data):
-    """Sent by a room page (after every connect) or a client: receive this room's events."""
-    room = services.find_room(data.get("room"))
+    """Sent by a room page (after every connect) or a client: receive this room's events.
+
+    It subscribes only (a public room: anyone logged in; a private one: its members); it makes
+    nobody a member.
+    """
+    room = services.readable_room(user, data.get("room"))
     previous = services.enter_room(request.sid, user, room)
     if previous:
         leave_room(channel_of(previous))
     join_room(channel(room))
-    # Membership only: what this socket shows counts as read while its tab is looked at.
-    services.join(user, room, read=False)
     return {
         "room": room.name,
         "last_id": services.last_message_id(room),
@@ -81,8 +83,8 @@ def on_join(user, data):
 
 @chat_event("chat:leave")
 def on_leave(user, data):
-    """Sent by a room page when the user switches away, or by a client."""
-    room = services.find_room(data.get("room"))
+    """Sent by a room page when the user switches away, or by a client (unsubscribes only)."""
+    room = services.readable_room(user, data.get("room"))
     leave_room(channel(room))
     services.leave_room(request.sid, user, room)
 
@@ -90,7 +92,7 @@ def on_leave(user, data):
 @chat_event("chat:send")
 def on_send(user, data):
     """Sent by the composer (with a client id it reuses when it resends) or a client."""
-    room = services.find_room(data.get("room"))
+    room = services.readable_room(user, data.get("room"))
     message, _created = services.post_message(user, room, data.get("body"), data.get("client_id"))
     return {"id": message.id}
 
@@ -113,7 +115,7 @@ def on_delete(user, data):
 @chat_event("chat:typing")
 def on_typing(user, data):
     """Sent by the composer at most once a second while the user types."""
-    services.typing(user, services.find_room(data.get("room")))
+    services.typing(user, services.readable_room(user, data.get("room")))
 
 
 @chat_event("presence:set")

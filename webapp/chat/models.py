@@ -2,7 +2,17 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..auth.models import User
@@ -11,6 +21,10 @@ from ..extensions import db
 
 # How long after posting its author may still edit a message.
 EDIT_WINDOW = timedelta(minutes=10)
+
+# Who may see a room: anyone logged in, or its members only (a private room, or a direct
+# conversation, which has exactly two members).
+PUBLIC, PRIVATE, DIRECT = "public", "private", "direct"
 
 
 class Room(db.Model):
@@ -21,13 +35,38 @@ class Room(db.Model):
     # Lower case: room names are unique without regard to case, like usernames.
     name_key: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    visibility: Mapped[str] = mapped_column(String(8), default=PUBLIC, server_default=PUBLIC)
+    # Who created it: they may rename it, archive it and remove members. None for general.
+    # A user id without a foreign key (migration 0008 adds it in place; accounts are never
+    # deleted).
+    creator_id: Mapped[int | None] = mapped_column(Integer)
+    # An archived room can be read, not posted to.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # A direct conversation's other member, as the viewer sees it (services.label_direct).
+    partner = None
+
+    @property
+    def label(self) -> str:
+        """What the room list and the page call it: ``# name``, or ``@ partner``."""
+        if self.is_direct:
+            return f"@ {self.partner.username}" if self.partner else "Direct conversation"
+        return f"# {self.name}"
+
+    @property
+    def is_public(self) -> bool:
+        return self.visibility == PUBLIC
+
+    @property
+    def is_direct(self) -> bool:
+        return self.visibility == DIRECT
 
     def __repr__(self) -> str:
         return f"<Room {self.name}>"
 
 
 class Member(db.Model):
-    """A user who has opened a room; ``last_read_id`` counts what is unread for them."""
+    """A member of a room; ``last_read_id`` counts what is unread for them."""
 
     __tablename__ = "room_members"
     # The primary key finds a room's members; this finds a user's rooms (every chat page).
@@ -41,6 +80,8 @@ class Member(db.Model):
     )
     last_read_id: Mapped[int] = mapped_column(default=0)
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A direct conversation this member closed: hidden from their room list until a new message.
+    closed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     user: Mapped[User] = relationship(lazy="joined")
 

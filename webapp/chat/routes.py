@@ -24,8 +24,10 @@ def _refusal(error: ValidationError) -> tuple[int, dict, dict]:
 
 
 def _room_or_404(name: str):
+    """The room called ``name`` if the viewer may read it: else 404, the same for a room that
+    does not exist and for a private room or direct conversation of others."""
     try:
-        return services.find_room(name)
+        return services.readable_room(_user(), name)
     except (NotFound, ValidationError):
         abort(404, description=f"There is no room '{name}'.")
 
@@ -41,6 +43,9 @@ def _room_list(current=None) -> dict:
 
 
 def _room_context(room, **context) -> dict:
+    user = _user()
+    member = services.is_member(user, room)
+    services.label_direct(user, [room])
     live = services.messages(room)
     seq = live.seq()  # before the messages: see live_list
     messages = live.newest(current_app.config["CHAT_PAGE_SIZE"])
@@ -55,6 +60,11 @@ def _room_context(room, **context) -> dict:
         "oldest_id": messages[0].id if messages else 0,
         "has_older": len(messages) == current_app.config["CHAT_PAGE_SIZE"],
         "appear_away": presence.appears_away(_user()),
+        # What the viewer may do here: the page shows the composer or Join, Leave, and the
+        # creator's tools.
+        "is_member": member,
+        "can_post": member and room.archived_at is None,
+        "can_manage": room.creator_id == user.id and not room.is_direct,
         # The server's clock, so that the page hides Edit when the server stops allowing it.
         "now": utcnow(),
         # What the viewer had read when the page opened (None: nothing is new to them).
@@ -80,7 +90,9 @@ def create_room():
     """Create a room from form field `name` and go there."""
     try:
         with counted_if_done("RATELIMIT_ROOMS_PER_USER", _user()):
-            room = services.create_room(request.form.get("name"))
+            room = services.create_room(
+                request.form.get("name"), _user(), request.form.get("visibility")
+            )
     except ValidationError as error:
         status, headers, extra = _refusal(error)
         if wants_json():
@@ -99,22 +111,162 @@ def create_room():
         return jsonify(ok=True, room=room.name, url=url), 201
     if is_htmx():
         # Open the new room like a room link does: only the chat part of the page changes.
-        location = {
-            "path": url,
-            "target": "#chat-page",
-            "select": "#chat-page",
-            "swap": "outerHTML",
-        }
-        return "", 201, {"HX-Location": json.dumps(location)}
+        return "", 201, {"HX-Location": json.dumps(_location(url))}
     return redirect(url, 303)
+
+
+def _location(url: str) -> dict:
+    """An htmx ``HX-Location`` that opens ``url`` like a room link: only the chat part changes."""
+    return {"path": url, "target": "#chat-page", "select": "#chat-page", "swap": "outerHTML"}
+
+
+def _go_to(room, status: int = 200, **data):
+    """The answer to a change the viewer made to ``room``: JSON, or open its page again."""
+    url = url_for("chat.room", name=room.name)
+    if wants_json():
+        return jsonify(ok=True, room=room.name, **data), status
+    if is_htmx():
+        return "", status, {"HX-Location": json.dumps(_location(url))}
+    return redirect(url, 303)
+
+
+def _refused(room, error: ValidationError, **form):
+    """A refused change to ``room``: 404 as for a room that does not exist when the viewer may
+    not see it, else the readable reason (JSON, the room's notice fragment, or the page)."""
+    if isinstance(error, NotFound):
+        abort(404, description=str(error))
+    status, headers, extra = _refusal(error)
+    if wants_json():
+        return jsonify(ok=False, error=str(error), **extra), status, headers
+    html, status = render(
+        "chat/room.html",
+        "chat/_room_feedback.html",
+        status,
+        **({} if is_htmx() else _room_context(room)),
+        room_error=str(error),
+        **form,
+    )
+    return html, status, headers
+
+
+def _room_action(name: str, action, **form):
+    """Run ``action(user, room)`` on a room the viewer may see; answer as _go_to/_refused."""
+    room = _room_or_404(name)
+    try:
+        action(_user(), room)
+    except (NotFound, ValidationError) as error:
+        return _refused(room, error, **form)
+    return _go_to(room)
+
+
+@bp.post("/chat/<name>/join")
+@login_required
+def join(name: str):
+    """Become a member of a public room (a private one: 404, as if it did not exist)."""
+    return _room_action(name, services.join)
+
+
+@bp.post("/chat/<name>/leave")
+@login_required
+def leave(name: str):
+    """Stop being a member of a room; a direct conversation is closed instead."""
+    room = _room_or_404(name)
+    try:
+        services.leave(_user(), room)
+    except (NotFound, ValidationError) as error:
+        return _refused(room, error)
+    if wants_json():
+        return jsonify(ok=True, room=room.name)
+    # A private room is gone for the viewer now: back to the room list.
+    url = url_for("chat.room", name=services.GENERAL)
+    if is_htmx():
+        return "", 200, {"HX-Location": json.dumps(_location(url))}
+    return redirect(url, 303)
+
+
+@bp.post("/chat/<name>/members")
+@login_required
+def add_member(name: str):
+    """A member adds the user of form field `username` to a private room."""
+    username = request.form.get("username")
+
+    def add(user, room):
+        with counted_if_done("RATELIMIT_MEMBERS_PER_USER", user):
+            services.add_member(user, room, username)
+
+    return _room_action(name, add, member_name=username or "")
+
+
+@bp.post("/chat/<name>/members/remove")
+@bp.post("/chat/<name>/members/<username>/remove")
+@login_required
+def remove_member(name: str, username: str | None = None):
+    """The room's creator removes a member (named in the address or form field `username`)."""
+    username = username or request.form.get("username")
+    return _room_action(name, lambda user, room: services.remove_member(user, room, username))
+
+
+@bp.post("/chat/<name>/rename")
+@login_required
+def rename(name: str):
+    """The room's creator renames it to form field `name` (a new address)."""
+    new_name = request.form.get("name")
+    return _room_action(
+        name, lambda user, room: services.rename_room(user, room, new_name), new_name=new_name
+    )
+
+
+@bp.post("/chat/<name>/archive")
+@login_required
+def archive(name: str):
+    """The room's creator archives it: readable, no longer postable."""
+    return _room_action(name, services.archive_room)
+
+
+@bp.get("/chat/dm/<username>")
+@login_required
+def direct(username: str):
+    """The direct conversation with ``username`` if it exists; else a page offering to start it
+    (404 in JSON). A GET never starts one."""
+    try:
+        other = services.direct_partner(_user(), username)
+    except NotFound as error:
+        abort(404, description=str(error))
+    room = services.find_direct(_user(), other)
+    if room is not None:
+        if wants_json():
+            return jsonify(ok=True, room=room.name)
+        return redirect(url_for("chat.room", name=room.name), 303)
+    if wants_json():
+        abort(404, description=f"You have no conversation with {other.username} yet.")
+    return render_template("chat/start_direct.html", other=other, **_room_list())
+
+
+@bp.post("/chat/dm/<username>")
+@login_required
+def start_direct(username: str):
+    """Start (or open) the direct conversation with ``username``, listed for both."""
+    try:
+        other = services.direct_partner(_user(), username)
+    except NotFound as error:
+        abort(404, description=str(error))
+    try:
+        with counted_if_done("RATELIMIT_DIRECT_PER_USER", _user()):
+            room, created = services.start_direct(_user(), other)
+    except ValidationError as error:
+        status, headers, extra = _refusal(error)
+        if wants_json():
+            return jsonify(ok=False, error=str(error), **extra), status, headers
+        abort(status, description=str(error))
+    return _go_to(room, 201 if created else 200)
 
 
 @bp.get("/chat/<name>")
 @login_required
 def room(name: str):
-    """A room: recent history, members and their presence, the composer."""
+    """A room: recent history, members and their presence, the composer (or Join)."""
     try:
-        room = services.find_room(name)
+        room = services.readable_room(_user(), name)
     except (NotFound, ValidationError):
         if wants_json():
             abort(404, description=f"There is no room '{name}'.")
@@ -124,11 +276,12 @@ def room(name: str):
             "chat/no_room.html",
             missing=name,
             name=name if creatable else "",  # the New room field, filled in
-            rooms=services.rooms_with_unread(_user()),
+            **_room_list(),
         ), 404
-    # Read before the page marks the room read: the "New messages" line goes after it.
+    # Viewing shows the room without joining it; for a member, what it shows is read. What they
+    # had read is taken first: the "New messages" line goes after it.
     last_read = services.last_read_id(_user(), room)
-    services.join(_user(), room)
+    services.mark_read(_user(), room)
     return render_template("chat/room.html", **_room_context(room, last_read=last_read))
 
 

@@ -6,22 +6,27 @@ Presence itself lives in webapp/realtime/presence; the chat plugs into it with t
 """
 
 import math
+import re
 import unicodedata
 
 from flask import current_app
 from flask_login import current_user
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..auth import services as accounts
 from ..auth.models import User
-from ..auth.services import check_name
+from ..auth.services import NAME_PATTERN, check_name
 from ..client_ids import check_client_id
 from ..clock import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import ID_MAX, db
 from ..realtime import live_list, outbox, presence
+from ..realtime.connections.closing import close_user_sockets
+from ..realtime.models import StoredEvent
 from ..realtime.streams import StreamRefused
 from .broadcasts import (
+    MEMBER_LEFT,
     MESSAGE,
     MESSAGE_DELETED,
     MESSAGE_EDITED,
@@ -29,7 +34,7 @@ from .broadcasts import (
     TYPING,
     room_stream,
 )
-from .models import Member, Message, Room
+from .models import DIRECT, PRIVATE, PUBLIC, Member, Message, Room
 from .text import LONGEST, Unrenderable
 from .text import render as render_body
 
@@ -38,6 +43,19 @@ BODY_MAX = LONGEST
 UNSHOWABLE = "This message cannot be shown. Change its text and send it again."
 FLOOD_LIMIT, FLOOD_WINDOW = 10, 10.0
 TYPING_INTERVAL = 1.0
+# Words of the chat's own addresses (/chat/rooms, /chat/dm/<user>, /chat/search, ...).
+ROUTE_WORDS = frozenset({"rooms", "dm", "search", "sidebar", "attachments"})
+# The name of a direct conversation: its members' ids, lowest first. The '.' keeps it out of
+# reach of check_room_name, so no public or private room can take it.
+DIRECT_NAME = re.compile(r"dm\.([1-9][0-9]{0,13})\.([1-9][0-9]{0,13})")
+JOIN_TO_POST = "Join the room to post."
+ARCHIVED = "This room is archived: it can be read, not posted to."
+
+
+class NotAllowed(ValidationError):
+    """Something only a room's creator may do."""
+
+    status = 403
 
 
 class SlowDown(ValidationError):
@@ -86,10 +104,27 @@ def check_message_id(value) -> int:
 def check_room_name(value) -> str:
     if not isinstance(value, str):
         raise ValidationError("'room' must be a room name.")
-    return check_name(value, "Room name")
+    name = check_name(value, "Room name")
+    if name.lower() in ROUTE_WORDS:
+        raise ValidationError(f"'{name}' is a word of the chat's addresses: choose another name.")
+    return name
+
+
+def no_room(name) -> NotFound:
+    """What a room that does not exist answers, and so does one the viewer may not see."""
+    return NotFound(f"There is no room '{name}'.")
 
 
 # Rooms ------------------------------------------------------------------------------------
+
+
+def room_became_visible(room: Room, user_ids: set[int] | None) -> None:
+    """``room`` just became visible to these users (None: to everyone logged in).
+
+    Called after the commit wherever that happens: a public room created, a member added to a
+    private room, a direct conversation started or reopened. The live room list announces it
+    (``chat:room``); until that is wired here this does nothing.
+    """
 
 
 def ensure_general() -> Room:
@@ -107,19 +142,43 @@ def ensure_general() -> Room:
 
 def find_room(name) -> Room:
     """The room called ``name`` (any case); NotFound if there is none."""
-    key = check_room_name(name).lower()
+    key = name if isinstance(name, str) and DIRECT_NAME.fullmatch(name) else None
+    key = key or check_room_name(name).lower()
     if key == GENERAL:
         return ensure_general()
     room = db.session.scalar(select(Room).where(Room.name_key == key))
     if room is None:
-        raise NotFound(f"There is no room '{name}'.")
+        raise no_room(name)
     return room
 
 
+def is_member(user, room: Room) -> bool:
+    return db.session.get(Member, (room.id, user.id)) is not None
+
+
 def can_read_room(user, room: Room) -> bool:
-    """Whether ``user`` may read ``room``'s messages and events: every room is public to
-    those logged in (the one place to change for private rooms)."""
-    return bool(user is not None and user.is_authenticated)
+    """Whether ``user`` may read ``room``'s messages and events: a public room anyone logged
+    in, a private room or direct conversation its members only."""
+    if user is None or not user.is_authenticated:
+        return False
+    return room.is_public or is_member(user, room)
+
+
+def readable_room(user, name) -> Room:
+    """The room called ``name`` when ``user`` may read it; for a room they may not see, the
+    same NotFound as for one that does not exist (a malformed name: ValidationError)."""
+    room = find_room(name)
+    if not can_read_room(user, room):
+        raise no_room(name)
+    return room
+
+
+def check_can_post(user, room: Room) -> None:
+    """Members post in rooms that are not archived; ``room`` is one ``user`` may read."""
+    if not is_member(user, room):
+        raise ValidationError(JOIN_TO_POST)
+    if room.archived_at is not None:
+        raise ValidationError(ARCHIVED)
 
 
 def check_stream_readable(key: str | None) -> None:
@@ -136,19 +195,55 @@ def check_stream_readable(key: str | None) -> None:
         raise StreamRefused(f"There is no stream 'room:{key}'.")
 
 
-def create_room(name) -> Room:
-    """Create a room; ValidationError for a bad or taken name."""
+def create_room(name, creator: User | None = None, visibility=PUBLIC) -> Room:
+    """Create a room (``visibility`` public or private) whose first member is ``creator``;
+    ValidationError for a bad or taken name."""
     name = check_room_name(name)
+    if visibility in (None, ""):
+        visibility = PUBLIC
+    if visibility not in (PUBLIC, PRIVATE):
+        raise ValidationError("A room is 'public' or 'private'.", field="visibility")
     if db.session.scalar(select(Room.id).where(Room.name_key == name.lower())) is not None:
         raise ValidationError(f"A room called '{name}' already exists.")
-    room = Room(name=name, name_key=name.lower())
+    room = Room(
+        name=name,
+        name_key=name.lower(),
+        visibility=visibility,
+        creator_id=creator.id if creator else None,
+    )
     db.session.add(room)
     try:
+        db.session.flush()
+        if creator is not None:
+            db.session.add(Member(room_id=room.id, user_id=creator.id))
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise ValidationError(f"A room called '{name}' already exists.") from None
+    if creator is not None:
+        announce_presence({creator.id}, rooms=[room])
+    room_became_visible(room, None if room.is_public else {creator.id} if creator else set())
     return room
+
+
+def _visible_to(user: User):
+    """The condition on a query of rooms outer-joined with ``user``'s Member rows: the rooms
+    ``user`` sees listed (public ones, and those they are a member of, but no closed direct
+    conversation)."""
+    return or_(
+        Room.visibility == PUBLIC, and_(Member.user_id.is_not(None), Member.closed.is_(False))
+    )
+
+
+def label_direct(user: User, rooms) -> None:
+    """Give each direct conversation in ``rooms`` its ``partner``: the member who is not
+    ``user`` (what the room list and the room page call it). One query for them all."""
+    direct = {room.id: room for room in rooms if room.is_direct}
+    if not direct:
+        return
+    query = select(Member).where(Member.room_id.in_(direct), Member.user_id != user.id)
+    for member in db.session.scalars(query):
+        direct[member.room_id].partner = member.user
 
 
 def rooms_with_unread(user: User, room_ids=None) -> list[tuple[Room, int]]:
@@ -163,18 +258,23 @@ def rooms_with_unread(user: User, room_ids=None) -> list[tuple[Room, int]]:
         .outerjoin(
             Message,
             and_(
+                # Unread counts are members': a public room one only looks at counts none.
+                Member.user_id.is_not(None),
                 Message.room_id == Room.id,
                 Message.id > func.coalesce(Member.last_read_id, 0),
                 Message.author_id != user.id,
                 Message.deleted_at.is_(None),
             ),
         )
+        .where(_visible_to(user))
         .group_by(Room.id)
         .order_by(Room.name_key)
     )
     if room_ids is not None:
         query = query.where(Room.id.in_(room_ids))
-    return [(room, count) for room, count in db.session.execute(query)]
+    found = [(room, count) for room, count in db.session.execute(query)]
+    label_direct(user, [room for room, _count in found])
+    return found
 
 
 def room_list(user: User, current: Room | None = None) -> tuple[list[tuple[Room, int]], bool]:
@@ -201,7 +301,8 @@ def room_list(user: User, current: Room | None = None) -> tuple[list[tuple[Room,
     recent = recent.limit(config["CHAT_ROOM_LIST_ACTIVITY_WINDOW"]).subquery()
     active = (
         select(recent.c.room_id)
-        .where(recent.c.room_id.not_in(listed))
+        .join(Room, Room.id == recent.c.room_id)
+        .where(recent.c.room_id.not_in(listed), Room.visibility == PUBLIC)
         .group_by(recent.c.room_id)
         .order_by(func.max(recent.c.id).desc())
         .limit(others)
@@ -209,7 +310,8 @@ def room_list(user: User, current: Room | None = None) -> tuple[list[tuple[Room,
     active = list(db.session.scalars(active))
     # Then the newest rooms; one more than fits tells whether rooms are left out.
     left = others - len(active)
-    newest = select(Room.id).where(Room.id.not_in(listed + active)).order_by(Room.id.desc())
+    newest = select(Room.id).where(Room.id.not_in(listed + active), Room.visibility == PUBLIC)
+    newest = newest.order_by(Room.id.desc())
     newest = list(db.session.scalars(newest.limit(left + 1)))
     more = len(mine) > member_max or len(newest) > left
     return rooms_with_unread(user, [*listed, *active, *newest[:left]]), more
@@ -218,7 +320,9 @@ def room_list(user: User, current: Room | None = None) -> tuple[list[tuple[Room,
 def all_rooms(user: User, after, limit: int) -> tuple[list[tuple[Room, int]], str | None]:
     """One page of every room by name, after the room named ``after``; and the name the next
     page starts after (None on the last page)."""
-    query = select(Room.id).order_by(Room.name_key).limit(limit + 1)
+    mine = select(Member.room_id).where(Member.user_id == user.id)
+    query = select(Room.id).where(or_(Room.visibility == PUBLIC, Room.id.in_(mine)))
+    query = query.order_by(Room.name_key).limit(limit + 1)
     if isinstance(after, str) and after:
         query = query.where(Room.name_key > after.lower()[:32])
     ids = list(db.session.scalars(query))
@@ -240,31 +344,214 @@ def last_read_id(user: User, room: Room) -> int | None:
     return member.last_read_id if member is not None else None
 
 
-def join(user: User, room: Room, read: bool = True) -> Member:
-    """Make ``user`` a member of ``room`` (announced to the room the first time).
+def join(user: User, room: Room) -> Member:
+    """Make ``user`` a member of the public ``room`` (announced to the room the first time).
 
-    ``read``: the room counts as read (a page that renders its history). A new member never
+    A room they may not see: NotFound, as for one that does not exist. A new member never
     finds the history from before they came unread.
     """
+    if not can_read_room(user, room):
+        raise no_room(room.name)
+    member = db.session.get(Member, (room.id, user.id))
+    if member is not None:
+        return member
+    if room.archived_at is not None:
+        raise ValidationError(ARCHIVED)
+    member = _add_member(room, user)
+    if member is not None:
+        announce_presence({user.id}, rooms=[room])
+    return member or db.session.get(Member, (room.id, user.id))
+
+
+def _add_member(room: Room, user: User) -> Member | None:
+    """Store ``user``'s membership of ``room``, its history read; None if it already was."""
     # Queried before the new member is added: a query after it would flush the insert early,
     # and the duplicate of a second tab joining at the same moment would escape the except below.
     last_id = last_message_id(room)
-    member = db.session.get(Member, (room.id, user.id))
-    new = member is None
-    if not new and not read:
-        return member
-    if new:
-        member = Member(room_id=room.id, user_id=user.id)
-        db.session.add(member)
-    member.last_read_id = last_id
+    member = Member(room_id=room.id, user_id=user.id, last_read_id=last_id)
+    db.session.add(member)
     try:
         db.session.commit()
     except IntegrityError:  # joined at the same moment from another tab
         db.session.rollback()
-        return mark_read(user, room) if read else db.session.get(Member, (room.id, user.id))
-    if new:
-        announce_presence({user.id}, rooms=[room])
+        return None
     return member
+
+
+@accounts.on_register
+def join_general(user: User) -> None:
+    """Every account is a member of general from registration on."""
+    _add_member(ensure_general(), user)
+
+
+def leave(user: User, room: Room) -> None:
+    """``user`` stops being a member of ``room`` (a direct conversation: it is closed)."""
+    if not can_read_room(user, room):
+        raise no_room(room.name)
+    if room.name_key == GENERAL:
+        raise ValidationError("Everyone is a member of general: it cannot be left.")
+    if room.is_direct:
+        close_direct(user, room)
+        return
+    _remove(room, user)
+
+
+def _remove(room: Room, user: User) -> None:
+    """End ``user``'s membership of ``room``; their tabs that show a room they can no longer
+    read reconnect, and their sockets leave its events (every worker)."""
+    result = db.session.execute(
+        delete(Member).where(Member.room_id == room.id, Member.user_id == user.id)
+    )
+    db.session.commit()
+    if not result.rowcount:
+        return
+    MEMBER_LEFT.send(room=room, user=user)
+    if not room.is_public:
+        close_user_sockets(user.id, room=room.name_key)
+
+
+def _creator_only(user: User, room: Room, what: str) -> None:
+    if room.name_key == GENERAL or room.is_direct:
+        raise ValidationError(f"Nobody can {what} this room.")
+    if room.creator_id != user.id:
+        raise NotAllowed(f"Only the room's creator can {what} it.")
+
+
+def add_member(user: User, room: Room, username) -> User:
+    """``user``, a member of the private ``room``, adds the user called ``username``."""
+    if not can_read_room(user, room):
+        raise no_room(room.name)
+    if room.is_direct:
+        raise ValidationError("A direct conversation has exactly two members.")
+    if room.is_public:
+        raise ValidationError("Anyone can join a public room: share its link instead.")
+    if not is_member(user, room):  # cannot happen for a private room; kept for clarity
+        raise no_room(room.name)
+    if room.archived_at is not None:
+        raise ValidationError(ARCHIVED)
+    name = username.strip() if isinstance(username, str) else ""
+    other = accounts.find_user(name) if NAME_PATTERN.fullmatch(name) else None
+    if other is None:
+        raise ValidationError(f"There is no user '{name}'.", field="username")
+    if is_member(other, room):
+        raise ValidationError(f"{other.username} is already a member.", field="username")
+    if _add_member(room, other) is None:
+        raise ValidationError(f"{other.username} is already a member.", field="username")
+    announce_presence({other.id}, rooms=[room])
+    room_became_visible(room, {other.id})
+    return other
+
+
+def remove_member(user: User, room: Room, username) -> None:
+    """The creator of ``room`` removes a member (removing oneself is leaving)."""
+    if not can_read_room(user, room):
+        raise no_room(room.name)
+    _creator_only(user, room, "remove members of")
+    name = username.strip() if isinstance(username, str) else ""
+    other = accounts.find_user(name) if NAME_PATTERN.fullmatch(name) else None
+    if other is None or not is_member(other, room):
+        raise ValidationError(f"{name} is not a member of this room.", field="username")
+    _remove(room, other)
+
+
+def rename_room(user: User, room: Room, name) -> Room:
+    """The creator gives ``room`` a new name (and so a new address and stream)."""
+    if not can_read_room(user, room):
+        raise no_room(room.name)
+    _creator_only(user, room, "rename")
+    name = check_room_name(name)
+    if name.lower() != room.name_key:
+        taken = db.session.scalar(select(Room.id).where(Room.name_key == name.lower()))
+        if taken is not None:
+            raise ValidationError(f"A room called '{name}' already exists.", field="name")
+    old = room_stream(room)
+    room.name, room.name_key = name, name.lower()
+    if room_stream(room) != old:
+        # The old stream's events stay behind under the old name, which anyone may take now:
+        # they go (its numbering stays, so no number of it is ever given out twice).
+        db.session.execute(delete(StoredEvent).where(StoredEvent.stream == old))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ValidationError(f"A room called '{name}' already exists.", field="name") from None
+    return room
+
+
+def archive_room(user: User, room: Room) -> Room:
+    """The creator archives ``room``: it stays readable, nobody posts to it any more."""
+    if not can_read_room(user, room):
+        raise no_room(room.name)
+    _creator_only(user, room, "archive")
+    if room.archived_at is None:
+        room.archived_at = utcnow()
+        db.session.commit()
+    return room
+
+
+# Direct conversations ---------------------------------------------------------------------
+
+
+def direct_name(a: User, b: User) -> str:
+    low, high = sorted((a.id, b.id))
+    return f"dm.{low}.{high}"
+
+
+def direct_partner(user: User, username) -> User:
+    """The user called ``username``, for a direct conversation with ``user``; NotFound for
+    an unknown user or oneself."""
+    name = username.strip() if isinstance(username, str) else ""
+    other = accounts.find_user(name) if NAME_PATTERN.fullmatch(name) else None
+    if other is None:
+        raise NotFound(f"There is no user '{name}'.")
+    if other.id == user.id:
+        raise NotFound(
+            "A direct conversation needs someone else: you cannot start one with yourself."
+        )
+    return other
+
+
+def find_direct(user: User, other: User) -> Room | None:
+    """The direct conversation of ``user`` and ``other``, if it was started."""
+    return db.session.scalar(select(Room).where(Room.name_key == direct_name(user, other)))
+
+
+def start_direct(user: User, other: User) -> tuple[Room, bool]:
+    """Start (or reopen, for ``user``) the direct conversation with ``other``; (room, new)."""
+    room = find_direct(user, other)
+    if room is None:
+        name = direct_name(user, other)
+        room = Room(name=name, name_key=name, visibility=DIRECT, creator_id=user.id)
+        db.session.add(room)
+        try:
+            db.session.flush()
+            db.session.add_all([Member(room_id=room.id, user_id=u.id) for u in (user, other)])
+            db.session.commit()
+        except IntegrityError:  # started at the same moment by the other one
+            db.session.rollback()
+            room = find_direct(user, other)
+            if room is None:
+                raise
+            return room, False
+        announce_presence({user.id, other.id}, rooms=[room])
+        room_became_visible(room, {user.id, other.id})
+        return room, True
+    member = db.session.get(Member, (room.id, user.id))
+    if member.closed:
+        member.closed = False
+        db.session.commit()
+        room_became_visible(room, {user.id})
+    return room, False
+
+
+def close_direct(user: User, room: Room) -> None:
+    """Hide a direct conversation from ``user``'s room list until a new message arrives."""
+    member = db.session.get(Member, (room.id, user.id))
+    if member is None or not room.is_direct:
+        raise no_room(room.name)
+    member.closed = True
+    member.last_read_id = last_message_id(room)
+    db.session.commit()
 
 
 def mark_read(user: User | int, room: Room | str) -> Member | None:
@@ -330,7 +617,13 @@ def messages(room: Room) -> live_list.LiveList:
 
 
 def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message, bool]:
-    """Store a message and send it to the room; (message, False) for a resend of a stored one."""
+    """Store a message and send it to the room; (message, False) for a resend of a stored one.
+
+    Only members post, and not in an archived room; a room ``user`` may not see is NotFound.
+    """
+    if not can_read_room(user, room):
+        raise no_room(room.name)
+    check_can_post(user, room)
     text = check_body(body)
     client_id = check_client_id(client_id)
     if client_id:
@@ -352,29 +645,37 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         )
     for attempt in range(2):
         message = Message(room_id=room.id, author_id=user.id, body=text, client_id=client_id)
-        # Posting makes the author a member (a client may post without joining first). Looked
-        # up before the message is added, so that a duplicate resend fails at the commit below.
-        new_member = db.session.get(Member, (room.id, user.id)) is None
         db.session.add(message)
-        if new_member:
-            db.session.add(Member(room_id=room.id, user_id=user.id))
+        reopened = _reopen_direct(room)
         try:
             db.session.flush()  # the INSERT: the message has its id for its event
             event = MESSAGE.record(message=message)
             db.session.commit()
             break
         except IntegrityError:
-            # The same resend arrived twice at once, or another tab made us a member just now.
+            # The same resend arrived twice at once.
             db.session.rollback()
             earlier = _by_client_id(user, client_id) if client_id else None
             if earlier is not None:
                 return earlier, False
             if attempt:
                 raise
-    if new_member:
-        announce_presence({user.id}, rooms=[room])
     outbox.publish(event)
+    if reopened:
+        room_became_visible(room, reopened)
     return message, True
+
+
+def _reopen_direct(room: Room) -> set[int]:
+    """A new message in a direct conversation shows it again to a member who closed it (in
+    the message's transaction); the ids of those members."""
+    if not room.is_direct:
+        return set()
+    query = select(Member.user_id).where(Member.room_id == room.id, Member.closed.is_(True))
+    closed = set(db.session.scalars(query))
+    if closed:
+        db.session.execute(update(Member).where(Member.room_id == room.id).values(closed=False))
+    return closed
 
 
 def _flood_wait(user: User) -> int:
@@ -394,10 +695,12 @@ def _by_client_id(user: User, client_id: str) -> Message | None:
 
 def _own_message(user: User, message_id) -> Message:
     message = db.session.get(Message, check_message_id(message_id))
-    if message is None or message.deleted_at is not None:
+    if message is None or message.deleted_at is not None or not can_read_room(user, message.room):
         raise NotFound("There is no such message.")
     if message.author_id != user.id:
         raise ValidationError("You can only change your own messages.")
+    if message.room.archived_at is not None:
+        raise ValidationError(ARCHIVED)
     return message
 
 
@@ -429,6 +732,9 @@ def delete_message(user: User, message_id) -> None:
 
 def typing(user: User, room: Room) -> bool:
     """Tell the room that ``user`` is typing; at most once a second per user and room."""
+    if not can_read_room(user, room):
+        raise no_room(room.name)
+    check_can_post(user, room)
     if not presence.store().throttle(f"typing:{user.id}:{room.id}", TYPING_INTERVAL):
         return False
     TYPING.send(room=room, user=user)

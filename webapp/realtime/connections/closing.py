@@ -36,8 +36,8 @@ PINNED = (
 )
 
 
-def close_user_sockets(user_id: int) -> None:
-    """Close every open socket of a user, on every worker and host.
+def close_user_sockets(user_id: int, room: str | None = None) -> None:
+    """Close every open socket of a user (``room``: those that show it), on every worker and host.
 
     The presence store lists every socket with the worker that holds it, and python-socketio's
     message queue takes the disconnect to that worker. While the store is down nothing is
@@ -49,6 +49,8 @@ def close_user_sockets(user_id: int) -> None:
         log.exception("could not list the sockets of a user who logged out")
         return
     for connection in sockets:
+        if room is not None and connection.room != room:
+            continue
         socketio.server.disconnect(connection.sid, namespace="/")
 
 
