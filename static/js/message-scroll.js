@@ -50,6 +50,11 @@
     const id = last ? Number(last.dataset.id) : 0;
     const arrived = id > newest;
     newest = Math.max(newest, id);
+    // Scrolled up just now, before the scroll event came (they come with the next frame): the
+    // message that was last before this one is already below the view.
+    const before = arrived && last.previousElementSibling;
+    if (stick && before && before.getBoundingClientRect().bottom
+        > el.getBoundingClientRect().bottom + NEAR_PX) stick = false;
     if (keepScroll !== null && !arrived) {
       el.scrollTop = el.scrollHeight - keepScroll;
       keepScroll = null;
