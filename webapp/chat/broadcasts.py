@@ -4,10 +4,17 @@ Messages, their edits and deletions are numbered in the room's stream (``room:<n
 room's lower-case name, which never changes); presence and typing are not (a page's member list
 catches up on its own, and typing is over in seconds). Each goes to the room's channel only.
 Events per user (``presence:chosen``) are not a room's and are sent by the services.
+
+The sidebar's events go to people, not to a room's page: each user's own channel
+(webapp/realtime/users.py). ``chat:activity`` is one emit per message to the channels of all the
+room's members, with data fields only (each page raises its own count); ``chat:unread`` and
+``chat:mention`` go to one user, with that user's entry of the sidebar; ``chat:room`` to every
+logged-in user (a new public room) or to the users named.
 """
 
 from ..clock import iso_utc
 from ..realtime.broadcasts import Broadcast
+from ..realtime.users import LOGGED_IN, user_channel, user_channels
 from .models import Message, Room
 
 ROOM_KIND = "room"
@@ -85,4 +92,53 @@ PRESENCE = Broadcast(
     fields=lambda rooms, user, status: {"user": user.username, "status": status},
     context=lambda rooms, user, status: {"user": user, "status": status},
     to=lambda rooms, user, status: [channel(room) for room in rooms],
+)
+
+
+# A new message, told to every member of its room wherever they are (their sidebars).
+ACTIVITY = Broadcast(
+    "chat:activity",
+    None,
+    fields=lambda message, member_ids: {
+        "room": message.room.name,
+        "id": message.id,
+        "author": message.author.username,
+    },
+    to=lambda message, member_ids: user_channels(member_ids),
+)
+
+# One user's counts of one room changed on their side (read elsewhere, all marked read).
+UNREAD = Broadcast(
+    "chat:unread",
+    "chat/_room_link.html",
+    fields=lambda entry, user_id: {
+        "room": entry.room.name,
+        "unread": entry.unread,
+        "mentions": entry.mentions,
+    },
+    context=lambda entry, user_id: {**entry._asdict(), "oob": True},
+    to=lambda entry, user_id: user_channel(user_id),
+)
+
+# A message names this user (who may read its room) as @username.
+MENTION = Broadcast(
+    "chat:mention",
+    "chat/_room_link.html",
+    fields=lambda message, entry, user_id, excerpt: {
+        "room": message.room.name,
+        "id": message.id,
+        "author": message.author.username,
+        "excerpt": excerpt,
+    },
+    context=lambda message, entry, user_id, excerpt: {**entry._asdict(), "oob": True},
+    to=lambda message, entry, user_id, excerpt: user_channel(user_id),
+)
+
+# A room became visible: to every logged-in user (``user_ids`` None) or to those users.
+ROOM = Broadcast(
+    "chat:room",
+    "chat/_room_added.html",
+    fields=lambda entry, user_ids: {"room": entry.room.name},
+    context=lambda entry, user_ids: entry._asdict(),
+    to=lambda entry, user_ids: LOGGED_IN if user_ids is None else user_channels(user_ids),
 )

@@ -6,11 +6,13 @@ Presence itself lives in webapp/realtime/presence; the chat plugs into it with t
 """
 
 import math
+import re
 import unicodedata
+from typing import NamedTuple
 
 from flask import current_app
 from flask_login import current_user
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..auth.models import User
@@ -22,15 +24,19 @@ from ..extensions import ID_MAX, db
 from ..realtime import live_list, outbox, presence
 from ..realtime.streams import StreamRefused
 from .broadcasts import (
+    ACTIVITY,
+    MENTION,
     MESSAGE,
     MESSAGE_DELETED,
     MESSAGE_EDITED,
     PRESENCE,
+    ROOM,
     TYPING,
+    UNREAD,
     room_stream,
 )
-from .models import Member, Message, Room
-from .text import LONGEST, Unrenderable
+from .models import Member, Mention, Message, Room
+from .text import LONGEST, Unrenderable, mentions
 from .text import render as render_body
 
 GENERAL = "general"
@@ -38,6 +44,22 @@ BODY_MAX = LONGEST
 UNSHOWABLE = "This message cannot be shown. Change its text and send it again."
 FLOOD_LIMIT, FLOOD_WINDOW = 10, 10.0
 TYPING_INTERVAL = 1.0
+MENTION_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,32}")
+EXCERPT_MAX = 140  # characters of a message in a mention's notification
+
+
+class RoomEntry(NamedTuple):
+    """A room as one user's sidebar lists it: what they have not read there.
+
+    ``unread``: messages of others after their last read one; ``mentions``: those of them that
+    name the user; ``last_id``: the newest message counted, so that a page counts a message
+    that arrives live (``chat:activity``) only once.
+    """
+
+    room: Room
+    unread: int = 0
+    mentions: int = 0
+    last_id: int = 0
 
 
 class SlowDown(ValidationError):
@@ -148,36 +170,78 @@ def create_room(name) -> Room:
     except IntegrityError:
         db.session.rollback()
         raise ValidationError(f"A room called '{name}' already exists.") from None
+    show_room(room)
     return room
 
 
-def rooms_with_unread(user: User, room_ids=None) -> list[tuple[Room, int]]:
+def show_room(room: Room, user_ids=None) -> None:
+    """Tell sidebars that ``room`` became visible: every logged-in user's (``user_ids`` None,
+    a new public room) or those users' (added to a private room, a new direct conversation).
+
+    Called after the commit that made it visible. Nothing is unread in it for them yet.
+    """
+    if user_ids is not None:
+        user_ids = list(user_ids)
+        if not user_ids:
+            return
+    ROOM.send(entry=RoomEntry(room, last_id=last_message_id(room)), user_ids=user_ids)
+
+
+def rooms_with_unread(user: User, room_ids=None) -> list[RoomEntry]:
     """Rooms by name (those of ``room_ids``, else every one), with how many messages of
-    others ``user`` has not read there."""
+    others ``user`` has not read there and how many of those mention them."""
     ensure_general()
     read_what_is_shown(user)
+    return _entries(user.id, room_ids)
+
+
+def _entries(user_id: int, room_ids=None) -> list[RoomEntry]:
+    read = func.coalesce(Member.last_read_id, 0)
     unread = func.count(Message.id)
+    mentioned = (
+        select(func.count(Mention.message_id))
+        .join(Message, Message.id == Mention.message_id)
+        .where(
+            Mention.user_id == user_id,
+            Mention.room_id == Room.id,
+            Mention.message_id > read,
+            Message.deleted_at.is_(None),
+        )
+        .correlate(Room, Member)
+        .scalar_subquery()
+    )
+    newest = select(func.max(Message.id)).where(Message.room_id == Room.id)
+    newest = newest.correlate(Room).scalar_subquery()
     query = (
-        select(Room, unread)
-        .outerjoin(Member, and_(Member.room_id == Room.id, Member.user_id == user.id))
+        select(Room, unread, mentioned, newest)
+        .outerjoin(Member, and_(Member.room_id == Room.id, Member.user_id == user_id))
         .outerjoin(
             Message,
             and_(
                 Message.room_id == Room.id,
-                Message.id > func.coalesce(Member.last_read_id, 0),
-                Message.author_id != user.id,
+                Message.id > read,
+                Message.author_id != user_id,
                 Message.deleted_at.is_(None),
             ),
         )
-        .group_by(Room.id)
+        .group_by(Room.id, Member.room_id, Member.user_id, Member.last_read_id)
         .order_by(Room.name_key)
     )
     if room_ids is not None:
         query = query.where(Room.id.in_(room_ids))
-    return [(room, count) for room, count in db.session.execute(query)]
+    return [
+        RoomEntry(room, count, mention_count or 0, last_id or 0)
+        for room, count, mention_count, last_id in db.session.execute(query)
+    ]
 
 
-def room_list(user: User, current: Room | None = None) -> tuple[list[tuple[Room, int]], bool]:
+def room_entry(user_id: int, room: Room) -> RoomEntry:
+    """One room's entry in ``user_id``'s sidebar, as it stands in the database now."""
+    found = _entries(user_id, [room.id])
+    return found[0] if found else RoomEntry(room)
+
+
+def room_list(user: User, current: Room | None = None) -> tuple[list[RoomEntry], bool]:
     """The rooms a chat page lists, and whether there are others (the "All rooms" link).
 
     However many rooms exist, a page lists a bounded number: ``general``, the rooms ``user``
@@ -215,7 +279,7 @@ def room_list(user: User, current: Room | None = None) -> tuple[list[tuple[Room,
     return rooms_with_unread(user, [*listed, *active, *newest[:left]]), more
 
 
-def all_rooms(user: User, after, limit: int) -> tuple[list[tuple[Room, int]], str | None]:
+def all_rooms(user: User, after, limit: int) -> tuple[list[RoomEntry], str | None]:
     """One page of every room by name, after the room named ``after``; and the name the next
     page starts after (None on the last page)."""
     query = select(Room.id).order_by(Room.name_key).limit(limit + 1)
@@ -250,6 +314,7 @@ def join(user: User, room: Room, read: bool = True) -> Member:
     if new:
         member = Member(room_id=room.id, user_id=user.id)
         db.session.add(member)
+    before = member.last_read_id or 0
     member.last_read_id = last_id
     try:
         db.session.commit()
@@ -258,6 +323,8 @@ def join(user: User, room: Room, read: bool = True) -> Member:
         return mark_read(user, room) if read else db.session.get(Member, (room.id, user.id))
     if new:
         announce_presence({user.id}, rooms=[room])
+    elif last_id > before:
+        _tell_read(user.id, room, last_id)
     return member
 
 
@@ -271,9 +338,44 @@ def mark_read(user: User | int, room: Room | str) -> Member | None:
     member = db.session.get(Member, (room.id, user_id))
     if member is None:
         return None
-    member.last_read_id = last_message_id(room)
+    before, last_id = member.last_read_id, last_message_id(room)
+    member.last_read_id = last_id
     db.session.commit()
+    if last_id > before:
+        _tell_read(user_id, room, last_id)
     return member
+
+
+def _tell_read(user_id: int, room: Room, last_id: int) -> None:
+    """Every page of the user: nothing is unread in ``room`` up to ``last_id`` any more."""
+    UNREAD.send(entry=RoomEntry(room, last_id=last_id), user_id=user_id)
+
+
+def read_all(user: User) -> list[Room]:
+    """Everything in every room of ``user`` counts as read ("Mark all read"); the rooms that
+    had something unread, each told to every page of theirs."""
+    newest = (
+        select(Member.room_id, func.max(Message.id))
+        .join(Message, Message.room_id == Member.room_id)
+        .where(Member.user_id == user.id)
+        .group_by(Member.room_id, Member.last_read_id)
+        .having(func.max(Message.id) > Member.last_read_id)
+    )
+    behind = dict(db.session.execute(newest).all())
+    # Never back: another tab may have read further meanwhile (SQLite's max() of two values
+    # is PostgreSQL's greatest()).
+    larger = func.max if db.engine.dialect.name == "sqlite" else func.greatest
+    for room_id, last_id in behind.items():
+        db.session.execute(
+            update(Member)
+            .where(Member.room_id == room_id, Member.user_id == user.id)
+            .values(last_read_id=larger(Member.last_read_id, last_id))
+        )
+    db.session.commit()
+    rooms = list(db.session.scalars(select(Room).where(Room.id.in_(behind))))
+    for room in rooms:
+        _tell_read(user.id, room, behind[room.id])
+    return rooms
 
 
 def read_what_is_shown(user: User) -> None:
@@ -355,6 +457,7 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         try:
             db.session.flush()  # the INSERT: the message has its id for its event
             event = MESSAGE.record(message=message)
+            named = _record_mentions(message, room, user)
             db.session.commit()
             break
         except IntegrityError:
@@ -368,7 +471,63 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
     if new_member:
         announce_presence({user.id}, rooms=[room])
     outbox.publish(event)
+    _tell_members(message, room, named)
     return message, True
+
+
+def _record_mentions(message: Message, room: Room, author: User) -> list[User]:
+    """Store whom ``message`` mentions (in its transaction): the named users who may read the
+    room, other than its author, at most ``CHAT_MENTIONS_MAX``. A name of someone who cannot
+    read the room notifies nobody."""
+    names = mentions(message.body)
+    if not names:
+        return []
+    limit = current_app.config["CHAT_MENTIONS_MAX"]
+    query = select(User).where(User.username_key.in_(sorted(names)[: limit * 2]))
+    named = [
+        other
+        for other in db.session.scalars(query.order_by(User.username_key))
+        if other.id != author.id and can_read_room(other, room)
+    ][:limit]
+    if named:
+        db.session.execute(
+            insert(Mention),
+            [{"message_id": message.id, "user_id": u.id, "room_id": room.id} for u in named],
+        )
+    return named
+
+
+def _tell_members(message: Message, room: Room, named: list[User]) -> None:
+    """After the commit: one ``chat:activity`` to every member of the room (rendered once, one
+    emit), then a ``chat:mention`` to each user the message names, with their own counts."""
+    member_ids = list(db.session.scalars(select(Member.user_id).where(Member.room_id == room.id)))
+    ACTIVITY.send(message=message, member_ids=member_ids)
+    if not named:
+        return
+    excerpt = " ".join(message.body.split())
+    if len(excerpt) > EXCERPT_MAX:
+        excerpt = excerpt[: EXCERPT_MAX - 1] + "…"
+    for other in named:
+        entry = room_entry(other.id, room)
+        MENTION.send(message=message, entry=entry, user_id=other.id, excerpt=excerpt)
+
+
+def mention_choices(room: Room, prefix, exclude: User | None = None) -> list[str]:
+    """Usernames of the room's members that start with ``prefix`` (any case), by name, at most
+    ``CHAT_MENTION_CHOICES_MAX``: what the composer offers after "@"."""
+    if not isinstance(prefix, str) or not MENTION_PREFIX.fullmatch(prefix):
+        return []
+    pattern = prefix.lower().replace("_", "\\_") + "%"  # "_" is a wildcard of LIKE
+    query = (
+        select(User.username)
+        .join(Member, Member.user_id == User.id)
+        .where(Member.room_id == room.id, User.username_key.like(pattern, escape="\\"))
+        .order_by(User.username_key)
+        .limit(current_app.config["CHAT_MENTION_CHOICES_MAX"] + 1)
+    )
+    if exclude is not None:
+        query = query.where(User.id != exclude.id)
+    return list(db.session.scalars(query))[: current_app.config["CHAT_MENTION_CHOICES_MAX"]]
 
 
 def _flood_wait(user: User) -> int:
