@@ -323,7 +323,7 @@ def join(user: User, room: Room, read: bool = True) -> Member:
         return mark_read(user, room) if read else db.session.get(Member, (room.id, user.id))
     if new:
         announce_presence({user.id}, rooms=[room])
-    elif last_id > before:
+    if last_id > before:
         _tell_read(user.id, room, last_id)
     return member
 
