@@ -52,6 +52,7 @@ def test_a_message_reaches_every_member_once_and_no_outsider(accounts):
 def test_reading_a_room_in_one_tab_clears_it_in_the_others(accounts):
     alice, bob = accounts("alice"), accounts("bob")
     writer = joined(alice)
+    assert bob.client.get("/chat/general").status_code == 200  # a member
     other_tab = bob.socket()
     send(writer, "one")
     send(writer, "two")
@@ -63,7 +64,7 @@ def test_reading_a_room_in_one_tab_clears_it_in_the_others(accounts):
     assert bob.client.get("/chat/general").status_code == 200
     [unread] = events(other_tab, "chat:unread")
     assert (unread["room"], unread["unread"], unread["mentions"]) == ("general", 0, 0)
-    assert 'hx-swap-oob="true"' in unread["html"] and 'data-room="general"' in unread["html"]
+    assert 'hx-swap-oob="true"' in unread["html"] and 'id="room-badges-1"' in unread["html"]
     assert 'data-role="unread"' not in unread["html"]
     # Opening it again reads nothing new: nothing is sent.
     assert bob.client.get("/chat/general").status_code == 200
@@ -158,10 +159,15 @@ def test_show_room_tells_only_the_users_named(app, accounts):
 
 def test_the_sidebar_fragment_lists_rooms_with_counts(accounts, client):
     alice, bob = accounts("alice"), accounts("bob")
+    assert bob.client.get("/chat/general").status_code == 200  # a member
     send(joined(alice), "hi")
     page = bob.client.get("/chat/sidebar", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert page.lstrip().startswith('<nav id="room-list"')
-    assert re.search(r'data-room="general"\s+data-unread="1" data-mentions="0"', page)
+    assert re.search(
+        r'data-room="general"[^<]*>\s*<span[^>]*>[^<]*</span>\s*<span id="room-badges-1" '
+        r'class="chat-room-badges" data-unread="1" data-mentions="0"',
+        page,
+    )
     assert client.get("/chat/sidebar").status_code == 302  # logged out: to the login page
 
 

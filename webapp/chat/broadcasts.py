@@ -8,7 +8,7 @@ Events per user (``presence:chosen``) are not a room's and are sent by the servi
 The sidebar's events go to people, not to a room's page: each user's own channel
 (webapp/realtime/users.py). ``chat:activity`` is one emit per message to the channels of all the
 room's members, with data fields only (each page raises its own count); ``chat:unread`` and
-``chat:mention`` go to one user, with that user's entry of the sidebar; ``chat:room`` to every
+``chat:mention`` go to one user, with that user's counts of the room's sidebar entry; ``chat:room`` to every
 logged-in user (a new public room) or to the users named.
 """
 
@@ -110,7 +110,7 @@ ACTIVITY = Broadcast(
 # One user's counts of one room changed on their side (read elsewhere, all marked read).
 UNREAD = Broadcast(
     "chat:unread",
-    "chat/_room_link.html",
+    "chat/_room_badges.html",
     fields=lambda entry, user_id: {
         "room": entry.room.name,
         "unread": entry.unread,
@@ -123,7 +123,7 @@ UNREAD = Broadcast(
 # A message names this user (who may read its room) as @username.
 MENTION = Broadcast(
     "chat:mention",
-    "chat/_room_link.html",
+    "chat/_room_badges.html",
     fields=lambda message, entry, user_id, excerpt: {
         "room": message.room.name,
         "id": message.id,

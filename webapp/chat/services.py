@@ -189,7 +189,8 @@ def show_room(room: Room, user_ids=None) -> None:
 
 def rooms_with_unread(user: User, room_ids=None) -> list[RoomEntry]:
     """Rooms by name (those of ``room_ids``, else every one), with how many messages of
-    others ``user`` has not read there and how many of those mention them."""
+    others ``user`` has not read there and how many of those mention them (none in rooms
+    they are not a member of)."""
     ensure_general()
     read_what_is_shown(user)
     return _entries(user.id, room_ids)
@@ -218,6 +219,8 @@ def _entries(user_id: int, room_ids=None) -> list[RoomEntry]:
         .outerjoin(
             Message,
             and_(
+                # Unread counts are for members: a room one only looks into counts nothing.
+                Member.user_id.is_not(None),
                 Message.room_id == Room.id,
                 Message.id > read,
                 Message.author_id != user_id,
