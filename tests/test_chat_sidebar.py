@@ -162,7 +162,9 @@ def test_the_sidebar_fragment_lists_rooms_with_counts(accounts, client):
     assert bob.client.get("/chat/general").status_code == 200  # a member
     send(joined(alice), "hi")
     page = bob.client.get("/chat/sidebar", headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert page.lstrip().startswith('<nav id="room-list"')
+    assert page.lstrip().startswith(
+        '<nav class="list-group mb-2" aria-label="Rooms" id="room-list"'
+    )
     assert re.search(
         r'data-room="general"[^<]*>\s*<span[^>]*>[^<]*</span>\s*<span id="room-badges-1" '
         r'class="chat-room-badges" data-unread="1" data-mentions="0"',
