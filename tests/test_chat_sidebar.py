@@ -79,7 +79,10 @@ def test_a_mention_notifies_who_may_read_the_room_and_is_counted_apart(accounts)
 
     message_id = send(writer, "hello @BOB and @nobody-here, see `@carol`")
 
-    [mention] = events(bob_tab, "chat:mention")
+    received = bob_tab.get_received()
+    [mention] = [e["args"][0] for e in received if e["name"] == "chat:mention"]
+    [counts] = [e["args"][0] for e in received if e["name"] == "chat:unread"]
+    assert (counts["room"], counts["unread"], counts["mentions"]) == ("general", 1, 1)
     assert mention["room"] == "general" and mention["id"] == message_id
     assert mention["author"] == "alice"
     assert mention["excerpt"] == "hello @BOB and @nobody-here, see `@carol`"

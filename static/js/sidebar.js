@@ -72,8 +72,19 @@
     if (document.title !== title) document.title = title;
   }
 
+  // The room shown to someone looking at it is read as it arrives: counts the server sent
+  // for it before it knew (a mention while it is on screen) are not shown.
+  function clearShown() {
+    const entry = shownRoom() && entryOf(shownRoom());
+    const counts = entry && countsOf(entry);
+    if (!counts || document.visibilityState === "hidden") return;
+    setBadge(counts, "unread", 0);
+    setBadge(counts, "mentions", 0);
+  }
+
   function refresh() {
     markShown();
+    clearShown();
     updateTitle();
   }
 
@@ -129,9 +140,9 @@
   }
   document.addEventListener("realtime:connect", reload);
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && hiddenUnread) {
+    if (document.visibilityState === "visible") {
       hiddenUnread = 0;
-      updateTitle();
+      refresh();
     }
   });
   // A room link swapped the chat part of the page (and its sidebar), or history came back.

@@ -44,11 +44,13 @@ def test_the_user_channel_reaches_every_tab_on_every_worker_and_nobody_else(clus
             "hello @bob",
         )
         assert 'data-unread="1" data-mentions="1"' in mention["html"]
+        [raised] = events(sock, "chat:unread")
+        assert (raised["room"], raised["unread"], raised["mentions"]) == ("design", 1, 1)
 
     # bob reads design in the near tab: the far one, on the other worker, is told.
     call(near, "chat:join", {"room": "design"})
     call(near, "chat:join", {"room": "general"})  # leaving it (shown) counts it read
-    [unread] = events(far, "chat:unread")
+    unread = events(far, "chat:unread", 2)[-1]  # the first: the mention raised the counts
     assert (unread["room"], unread["unread"], unread["mentions"]) == ("design", 0, 0)
     sidebar = bob.http.get(web.url + "/chat/sidebar", headers={"Accept": "application/json"})
     assert {"room": "design", "unread": 0, "mentions": 0, "last_id": sent["id"]} in (

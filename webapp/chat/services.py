@@ -502,7 +502,8 @@ def _record_mentions(message: Message, room: Room, author: User) -> list[User]:
 
 def _tell_members(message: Message, room: Room, named: list[User]) -> None:
     """After the commit: one ``chat:activity`` to every member of the room (rendered once, one
-    emit), then a ``chat:mention`` to each user the message names, with their own counts."""
+    emit), then to each user the message names their own counts (``chat:unread``) and the
+    mention itself (``chat:mention``)."""
     member_ids = list(db.session.scalars(select(Member.user_id).where(Member.room_id == room.id)))
     ACTIVITY.send(message=message, member_ids=member_ids)
     if not named:
@@ -512,6 +513,8 @@ def _tell_members(message: Message, room: Room, named: list[User]) -> None:
         excerpt = excerpt[: EXCERPT_MAX - 1] + "…"
     for other in named:
         entry = room_entry(other.id, room)
+        # Their counts changed (chat:unread), and why (chat:mention, for a notification).
+        UNREAD.send(entry=entry, user_id=other.id)
         MENTION.send(message=message, entry=entry, user_id=other.id, excerpt=excerpt)
 
 
