@@ -61,13 +61,17 @@
     const data = e.detail || {};
     notify(data.id, data.room, `${data.author} mentioned you in #${data.room}`, data.excerpt || "");
   });
-  document.addEventListener("realtime:chat:activity", (e) => {
+  // A direct message: chat:activity when this page shows another room, chat:message when it
+  // shows the conversation itself.
+  function direct(e) {
     const data = e.detail || {};
     if (!data.room || sameName(data.author, me())) return;
     const entry = window.sidebar && window.sidebar.entryOf(data.room);
     if (!entry || entry.dataset.direct !== "true") return;
-    notify(data.id, data.room, `New message from ${data.author}`, "Direct message");
-  });
+    notify(data.id, data.room, `New message from ${data.author}`, data.body || "Direct message");
+  }
+  document.addEventListener("realtime:chat:activity", direct);
+  document.addEventListener("realtime:chat:message", direct);
 
   document.addEventListener("click", (e) => {
     if (!e.target.closest('[data-action="enable-notifications"]') || !supported) return;

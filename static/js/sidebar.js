@@ -88,14 +88,20 @@
     updateTitle();
   }
 
-  // A new message in one of the user's rooms.
+  // A message in the room shown here: read as it arrives while the tab is looked at, counted
+  // in the title while it is hidden. (The server sends chat:activity only to the sockets that
+  // do not show the room.)
+  function shownMessage(data) {
+    if (!data || !sameName(data.room, shownRoom()) || sameName(data.author, me())) return;
+    if (document.visibilityState !== "hidden") return;
+    hiddenUnread += 1;
+    updateTitle();
+  }
+
+  // A new message in one of the user's rooms that this page does not show.
   function activity(data) {
     if (!data || !data.room || sameName(data.author, me())) return;
-    if (sameName(data.room, shownRoom())) {
-      // Read as it arrives while the tab is looked at; counted in the title while hidden.
-      if (document.visibilityState === "hidden") hiddenUnread += 1;
-      return updateTitle();
-    }
+    if (sameName(data.room, shownRoom())) return;  // the room was switched to just now
     const entry = entryOf(data.room);
     const counts = entry && countsOf(entry);
     const id = Number(data.id);
@@ -135,6 +141,7 @@
   }
 
   document.addEventListener("realtime:chat:activity", (e) => activity(e.detail));
+  document.addEventListener("realtime:chat:message", (e) => shownMessage(e.detail));
   for (const name of ["realtime:chat:unread", "realtime:chat:mention", "realtime:chat:room"]) {
     document.addEventListener(name, refresh);
   }

@@ -14,6 +14,7 @@ logged-in user (a new public room) or to the users named.
 
 from ..clock import iso_utc
 from ..realtime.broadcasts import Broadcast
+from ..realtime.transport.rooms import but_not
 from ..realtime.users import LOGGED_IN, user_channel, user_channels
 from .models import Message, Room
 
@@ -95,7 +96,8 @@ PRESENCE = Broadcast(
 )
 
 
-# A new message, told to every member of its room wherever they are (their sidebars).
+# A new message, told to every member of its room wherever they are (their sidebars), except
+# the sockets showing the room: chat:message tells them already.
 ACTIVITY = Broadcast(
     "chat:activity",
     None,
@@ -104,7 +106,14 @@ ACTIVITY = Broadcast(
         "id": message.id,
         "author": message.author.username,
     },
-    to=lambda message, member_ids: user_channels(member_ids),
+    to=lambda message, member_ids: (
+        [
+            *user_channels(member_ids),
+            but_not(channel(message.room)),
+        ]
+        if member_ids
+        else []
+    ),
 )
 
 # One user's counts of one room changed on their side (read elsewhere, all marked read).

@@ -203,6 +203,7 @@ def _entries(user_id: int, room_ids=None) -> list[RoomEntry]:
         select(func.count(Mention.message_id))
         .join(Message, Message.id == Mention.message_id)
         .where(
+            Member.user_id.is_not(None),
             Mention.user_id == user_id,
             Mention.room_id == Room.id,
             Mention.message_id > read,
