@@ -462,6 +462,9 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
             db.session.flush()  # the INSERT: the message has its id for its event
             event = MESSAGE.record(message=message)
             named = _record_mentions(message, room, user)
+            # Read before the commit expires them: after it, each would be a query again.
+            activity = {"room": room.name, "id": message.id, "author": user.username}
+            room_id, room_key = room.id, room.name_key
             db.session.commit()
             break
         except IntegrityError:
@@ -475,7 +478,9 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
     if new_member:
         announce_presence({user.id}, rooms=[room])
     outbox.publish(event)
-    _tell_members(message, room, named)
+    _tell_members(activity, room_id, room_key)
+    if named:
+        _tell_mentioned(message, room, named)
     return message, True
 
 
@@ -501,14 +506,16 @@ def _record_mentions(message: Message, room: Room, author: User) -> list[User]:
     return named
 
 
-def _tell_members(message: Message, room: Room, named: list[User]) -> None:
-    """After the commit: one ``chat:activity`` to every member of the room (rendered once, one
-    emit), then to each user the message names their own counts (``chat:unread``) and the
-    mention itself (``chat:mention``)."""
-    member_ids = list(db.session.scalars(select(Member.user_id).where(Member.room_id == room.id)))
-    ACTIVITY.send(message=message, member_ids=member_ids)
-    if not named:
-        return
+def _tell_members(activity: dict, room_id: int, room_key: str) -> None:
+    """After the commit: one ``chat:activity`` to every member of the room (one emit, data
+    only), which the sockets showing the room do not get (they have ``chat:message``)."""
+    member_ids = list(db.session.scalars(select(Member.user_id).where(Member.room_id == room_id)))
+    ACTIVITY.send(activity=activity, room_key=room_key, member_ids=member_ids)
+
+
+def _tell_mentioned(message: Message, room: Room, named: list[User]) -> None:
+    """After the commit: to each user the message names, their own counts (``chat:unread``)
+    and the mention itself (``chat:mention``)."""
     excerpt = " ".join(message.body.split())
     if len(excerpt) > EXCERPT_MAX:
         excerpt = excerpt[: EXCERPT_MAX - 1] + "…"
