@@ -149,6 +149,10 @@ const scenarios = {
     },
   },
 };
+// The members scenario: N people (one socket each) in one room, each a member of more rooms;
+// sent and received as in the chat scenario, by the first `senders` of them in turn.
+scenarios.members = { ...scenarios.chat, room: null, senders: 1, sent: 0 };
+scenarios.members.send = scenarios.chat.send;
 
 // The JSON size of the last event the first client received: the references pad theirs to it.
 let payloadBytes = 0;
@@ -322,6 +326,50 @@ async function chatConnect({ n, users = 20, room, password = "bench-password-1" 
   return { ...result, joined: joins.filter(Boolean).length };
 }
 
+/** Members scenario set-up: N seeded accounts (bench/seed.py) log in, open the room, join it. */
+async function membersConnect({ n, room, senders = 20, password = "bench-password-1", concurrency = 16 }) {
+  const started = performance.now();
+  let failed = 0;
+  const errors = new Set();
+  const made = await pool(n, concurrency, async (i) => {
+    try {
+      const session = new Session();
+      await session.load("/login");
+      const res = await session.post("/login", { username: `${room}_${i}`, password });
+      if (res.status >= 400) throw new Error(`POST /login answered ${res.status}`);
+      await session.load(`/chat/${room}`);
+      const socket = await openSocket(session);
+      return { session, socket };
+    } catch (error) {
+      failed++;
+      errors.add(String(error.message || error));
+      return null;
+    }
+  });
+  clients = made.filter(Boolean);
+  clients.forEach((client, index) => listen(client, index, scenarios.members));
+  sender = clients[0]?.session || new Session();
+  scenarios.members.room = room;
+  scenarios.members.senders = Math.max(1, Math.min(senders, clients.length));
+  const joins = await pool(clients.length, 32, async (i) => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const ack = await clients[i].socket.timeout(30000).emitWithAck("chat:join", { room })
+        .catch(() => null);
+      if (ack?.ok) return true;
+      if (ack && !ack.retry) return false;
+      await sleep(1000 + Math.random() * 2000);
+    }
+    return false;
+  });
+  return {
+    connected: clients.length,
+    failed,
+    errors: [...errors].slice(0, 5),
+    seconds: (performance.now() - started) / 1000,
+    joined: joins.filter(Boolean).length,
+  };
+}
+
 async function disconnect() {
   for (const client of clients) client.socket.close();
   const closed = clients.length;
@@ -335,6 +383,7 @@ const commands = {
   throughput,
   http: httpLoad,
   "chat-connect": chatConnect,
+  "members-connect": membersConnect,
   "warm-workers": warmWorkers,
   disconnect,
   async quit() {

@@ -16,6 +16,8 @@ TARGET_KIB_PER_CONNECTION = 80
 TARGET_DELIVERIES_PER_S = 30_000
 TARGET_P99_MS_5000 = 1000
 TARGET_TWO_WORKER_RATIO = 1.15
+# A message to N people, each in more rooms, against one to N sockets of 20 people (same run).
+TARGET_MEMBERS_CPU_RATIO = 1.3
 
 REFERENCES = ("flask-socketio", "node-ws")
 # The servers whose figures get ratios, and what they are divided by.
@@ -318,5 +320,16 @@ def check_targets(report: dict) -> list[dict]:
             f"chat room with {TARGET_N} members: p99 ≤ {TARGET_P99_MS} ms",
             f"{p99} ms",
             p99 <= TARGET_P99_MS,
+        )
+    members = find_run(report, "sqlite", TARGET_N, "members")
+    if members and chat:
+        ratio = members["cpu_ms_per_row"] / chat["cpu_ms_per_row"]
+        p99 = members["latency"]["latency_ms"]["p99"]
+        add(
+            f"room of {TARGET_N} people, each in more rooms: CPU per message ≤ "
+            f"{TARGET_MEMBERS_CPU_RATIO}× the chat room's, p99 ≤ {TARGET_P99_MS} ms",
+            f"{ratio:.2f}× ({members['cpu_ms_per_row']} vs {chat['cpu_ms_per_row']} ms), "
+            f"p99 {p99} ms",
+            ratio <= TARGET_MEMBERS_CPU_RATIO and p99 <= TARGET_P99_MS,
         )
     return targets

@@ -13,7 +13,10 @@ measures connect time, time-to-update (POST /table/rows until each client has th
 event), server CPU per row (the CPU clock of every server process), RSS growth per connection,
 sustained throughput with a bounded number of rows in flight, and HTTP requests/s for GET / and
 GET /table/rows (wrk when installed, else the generator's own HTTP loop). The chat room scenario
-runs when the app has chat routes, and is reported as not available otherwise.
+runs when the app has chat routes, and is reported as not available otherwise. The members
+scenario is a chat room of N members who are N different people, each also a member of
+MEMBER_OTHER_ROOMS other rooms (seeded by bench/seed.py): every message then also goes to each
+member's own channel (their sidebars), beside the room's.
 
 Beside the app, in the same run and on the same cores, the same table scenarios and HTTP
 requests run against two references (bench/servers.py): a minimal Flask-SocketIO push app under
@@ -61,6 +64,10 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Chat members log in as this many accounts (registering hashes a password: slow on purpose).
 CHAT_USERS = 20
+# The members scenario: each of the N people in the room is a member of this many other rooms.
+MEMBER_OTHER_ROOMS = 20
+MEMBER_PASSWORD = "bench-password-1"
+CHAT_SCENARIOS = ("chat", "members")
 
 
 class BenchError(RuntimeError):
@@ -194,6 +201,26 @@ def seed_rows(target: Target, database_url: str, count: int) -> None:
     """Fill the target's table with ``count`` old rows, by the target's own code."""
     subprocess.run(
         [str(target.bin / "python"), str(ROOT / "bench" / "seed.py"), database_url, str(count)],
+        cwd=target.root,
+        env={**os.environ, "PYTHONPATH": str(target.root)},
+        check=True,
+        capture_output=True,
+    )
+
+
+def seed_members(target: Target, database_url: str, room: str, count: int) -> None:
+    """The members scenario's accounts and rooms, by the target's own code."""
+    subprocess.run(
+        [
+            str(target.bin / "python"),
+            str(ROOT / "bench" / "seed.py"),
+            "members",
+            database_url,
+            room,
+            str(count),
+            str(MEMBER_OTHER_ROOMS),
+            MEMBER_PASSWORD,
+        ],
         cwd=target.root,
         env={**os.environ, "PYTHONPATH": str(target.root)},
         check=True,
@@ -410,7 +437,7 @@ def measure(
     profiler.stop()
 
     rows = rows_for_throughput(plan, n)
-    if scenario == "chat":  # each account may send 10 messages in 10 s: a few each, all in turn
+    if scenario in CHAT_SCENARIOS:  # an account may send 10 messages in 10 s: a few each, in turn
         rows = min(rows, 4 * CHAT_USERS)
     profiler.start(server, f"{server.target.key}-{server.setup.name}-{scenario}-{n}-throughput")
     cpu0 = server.cpu()
@@ -591,10 +618,13 @@ def run_config(
             for target in targets:
                 if target.reference and scenario != "table":
                     continue  # no reference has a chat: its ratios say n/a
-                if scenario == "chat" and chat_available.get(target.key) is False:
+                if scenario in CHAT_SCENARIOS and chat_available.get(target.key) is False:
                     continue
                 setup = setups.get(target.key, setups["app"])
                 log = workdir / f"{target.key}-{setup.name}-{scenario}-{n}"
+                room = f"m{uuid.uuid4().hex[:8]}"
+                if scenario == "members":
+                    seed_members(target, setup.env["DATABASE_URL"], room, n)
                 server = start_server(target, setup, server_cpus, log, report)
                 loadgen = None
                 try:
@@ -606,7 +636,7 @@ def run_config(
                                 f"chat: not available in {target.label} (GET /chat answered "
                                 "404): chat scenario skipped",
                             )
-                        if scenario == "chat" and not chat_available[target.key]:
+                        if scenario in CHAT_SCENARIOS and not chat_available[target.key]:
                             continue
                     loadgen = LoadGenerator(
                         server.url, loadgen_cpus, log.with_suffix(".loadgen.log")
@@ -621,15 +651,20 @@ def run_config(
                         f"{scenario}, N={n}, {target.label}: load {load_average()} ...",
                         flush=True,
                     )
-                    connect = (
-                        {"cmd": "connect"}
-                        if scenario == "table"
-                        else {
+                    connect = {
+                        "table": {"cmd": "connect"},
+                        "chat": {
                             "cmd": "chat-connect",
                             "room": f"bench{uuid.uuid4().hex[:8]}",
                             "users": CHAT_USERS,
-                        }
-                    )
+                        },
+                        "members": {
+                            "cmd": "members-connect",
+                            "room": room,
+                            "senders": CHAT_USERS,
+                            "password": MEMBER_PASSWORD,
+                        },
+                    }[scenario]
                     profiler = Profiler(None if target.reference else plan.profile)
                     run = measure(server, loadgen, plan, n, scenario, connect, profiler)
                     report["runs"].append(run)
@@ -679,7 +714,12 @@ def main(argv: list[str] | None = None) -> int:
         help="sqlite (one worker) and/or redis (PostgreSQL + Redis, --workers)",
     )
     parser.add_argument("--workers", type=int, default=2, help="workers of the redis config")
-    parser.add_argument("--scenarios", default="table,chat", help="table and/or chat")
+    parser.add_argument(
+        "--scenarios",
+        default="table,chat,members",
+        help="table, chat (N sockets of 20 people in a room) and/or members (N people in a room, "
+        f"each in {MEMBER_OTHER_ROOMS} more rooms)",
+    )
     parser.add_argument("--rounds", type=int, default=20, help="rows timed one at a time")
     parser.add_argument(
         "--deliveries",

@@ -1,12 +1,13 @@
 """Message text as HTML: any text renders, and only allowed tags, attributes and links come out."""
 
+import re
 from html.parser import HTMLParser
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from webapp.chat.text import LONGEST, Unrenderable, render
+from webapp.chat.text import LONGEST, Unrenderable, mentions, render
 
 from .fuzzing import examples
 
@@ -24,6 +25,7 @@ ALLOWED_TAGS = {
     "ol": {"start"},
     "li": set(),
     "a": {"href", "rel", "target"},
+    "span": {"class", "data-mention"},  # @username, and nothing else
 }
 LINK_SCHEMES = ("http://", "https://", "mailto:")
 
@@ -53,6 +55,9 @@ def assert_allowed(html: str) -> list[tuple[str, dict]]:
             assert attrs["href"].lower().startswith(LINK_SCHEMES), html
             assert attrs["rel"] == "noopener noreferrer nofollow"
             assert attrs["target"] == "_blank"
+        if tag == "span":
+            assert attrs.get("class") == "mention", html
+            assert re.fullmatch(r"[A-Za-z0-9_-]{3,32}", attrs.get("data-mention", "")), html
         if tag == "ol" and "start" in attrs:
             assert attrs["start"].isdigit(), html
     return elements
@@ -234,3 +239,30 @@ def test_text_longer_than_a_message_is_refused_not_rendered():
     render("x" * LONGEST)
     with pytest.raises(Unrenderable):
         render("x" * (LONGEST + 1))
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("hi @alice and @Bob-x.", {"alice", "bob-x"}),
+        ("(@alice) **@carol**", {"alice", "carol"}),
+        ("mail bob@example.com", set()),
+        ("`@alice` and\n```\n@dave\n```", set()),
+        ("[@dave](https://example.com)", set()),
+        ("@al is too short, x/@eve is a path", set()),
+    ],
+)
+def test_mentions_are_the_names_rendered_as_mentions(text, names):
+    assert mentions(text) == names
+    shown = {
+        attrs["data-mention"].lower()
+        for tag, attrs in assert_allowed(str(render(text)))
+        if tag == "span"
+    }
+    assert shown == names
+
+
+def test_a_mention_is_highlighted_safely():
+    html = str(render('@alice"><script> @bob<img>'))
+    assert '<span class="mention" data-mention="alice">@alice</span>' in html
+    assert "<script>" not in html and "<img" not in html

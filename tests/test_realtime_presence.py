@@ -331,7 +331,7 @@ def test_a_room_counts_as_read_while_a_shown_tab_has_it_and_not_while_hidden(app
     def unread():
         with app.test_request_context():
             counts = services.rooms_with_unread(auth_services.find_user("alice"))
-            return {room.name: count for room, count in counts}["general"]
+            return {entry.room.name: entry.unread for entry in counts}["general"]
 
     def post(body):
         assert writer.emit("chat:send", {"room": "general", "body": body}, callback=True)["ok"]

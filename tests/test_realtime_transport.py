@@ -9,14 +9,14 @@ import pytest
 
 from webapp import config
 from webapp.realtime.connections import closing, guard
-from webapp.realtime.transport import frame_limit, packets, pinned, relay, send_queue
+from webapp.realtime.transport import frame_limit, packets, pinned, relay, rooms, send_queue
 
 
 @pytest.mark.parametrize(
     "url, kind",
     [
-        (None, type(None)),
-        ("", type(None)),
+        (None, rooms.LocalManager),
+        ("", rooms.LocalManager),
         ("redis://q:6379/0", relay.RedisRelay),
         ("rediss://q:6380/0", relay.RedisRelay),
         ("amqp://guest:guest@q:5672//", relay.AmqpRelay),

@@ -85,7 +85,7 @@ def register_extensions(app: Flask) -> None:
 
     socketio.init_app(
         app,
-        # Always passed (None without a queue): the module-level socketio keeps options between
+        # Always passed (a local one without a queue): the module-level socketio keeps options between
         # apps, and the relay's listener recovers by itself (webapp/realtime/transport/relay.py).
         client_manager=relay.client_manager(
             app.config["MESSAGE_QUEUE_URL"],

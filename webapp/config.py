@@ -134,6 +134,10 @@ class Config:
     CHAT_ROOM_LIST_OTHERS_MAX = 20
     CHAT_ROOM_LIST_ACTIVITY_WINDOW = 1000
     CHAT_ROOMS_PAGE_SIZE = 50
+    # A message notifies at most this many of the people it names (@username), the first ones.
+    CHAT_MENTIONS_MAX = 20
+    # The composer's @ completion offers at most this many of the room's members at once.
+    CHAT_MENTION_CHOICES_MAX = 8
     # The outbox (webapp/realtime/outbox.py). Events are kept this long for clients that catch
     # up by number. Every server worker relays an event that was committed but never published
     # (by the command line without a queue, a killed worker) within about OUTBOX_RELAY_INTERVAL

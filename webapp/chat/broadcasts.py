@@ -4,10 +4,18 @@ Messages, their edits and deletions are numbered in the room's stream (``room:<n
 room's lower-case name, which never changes); presence and typing are not (a page's member list
 catches up on its own, and typing is over in seconds). Each goes to the room's channel only.
 Events per user (``presence:chosen``) are not a room's and are sent by the services.
+
+The sidebar's events go to people, not to a room's page: each user's own channel
+(webapp/realtime/users.py). ``chat:activity`` is one emit per message to the channels of all the
+room's members, with data fields only (each page raises its own count); ``chat:unread`` and
+``chat:mention`` go to one user, with that user's counts of the room's sidebar entry; ``chat:room`` to every
+logged-in user (a new public room) or to the users named.
 """
 
 from ..clock import iso_utc
 from ..realtime.broadcasts import Broadcast
+from ..realtime.transport.rooms import but_not
+from ..realtime.users import LOGGED_IN, user_channel, user_channels
 from .models import Message, Room
 
 ROOM_KIND = "room"
@@ -95,4 +103,59 @@ MEMBER_LEFT = Broadcast(
     fields=lambda room, user: {"room": room.name, "user": user.username},
     context=lambda room, user: {"user": user},
     to=lambda room, user: channel(room),
+)
+
+
+# A new message, told to every member of its room wherever they are (their sidebars), except
+# the sockets showing the room: chat:message tells them already.
+ACTIVITY = Broadcast(
+    "chat:activity",
+    None,
+    # room, id, author: read before the message's commit, so that sending costs no query.
+    fields=lambda activity, room_key, member_ids: activity,
+    to=lambda activity, room_key, member_ids: (
+        [
+            *user_channels(member_ids),
+            but_not(channel_of(room_key)),
+        ]
+        if member_ids
+        else []
+    ),
+)
+
+
+# One user's counts of one room changed on their side (read elsewhere, all marked read).
+UNREAD = Broadcast(
+    "chat:unread",
+    "chat/_room_badges.html",
+    fields=lambda entry, user_id: {
+        "room": entry.room.name,
+        "unread": entry.unread,
+        "mentions": entry.mentions,
+    },
+    context=lambda entry, user_id: {**entry._asdict(), "oob": True},
+    to=lambda entry, user_id: user_channel(user_id),
+)
+
+# A message names this user (who may read its room) as @username.
+MENTION = Broadcast(
+    "chat:mention",
+    "chat/_room_badges.html",
+    fields=lambda message, entry, user_id, excerpt: {
+        "room": message.room.name,
+        "id": message.id,
+        "author": message.author.username,
+        "excerpt": excerpt,
+    },
+    context=lambda message, entry, user_id, excerpt: {**entry._asdict(), "oob": True},
+    to=lambda message, entry, user_id, excerpt: user_channel(user_id),
+)
+
+# A room became visible: to every logged-in user (``user_ids`` None) or to those users.
+ROOM = Broadcast(
+    "chat:room",
+    "chat/_room_added.html",
+    fields=lambda entry, user_ids: {"room": entry.room.name},
+    context=lambda entry, user_ids: entry._asdict(),
+    to=lambda entry, user_ids: LOGGED_IN if user_ids is None else user_channels(user_ids),
 )

@@ -1,4 +1,4 @@
-"""Chat rooms, their members (with how far each has read) and messages."""
+"""Chat rooms, their members (with how far each has read), messages and who they mention."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -125,3 +125,24 @@ class Message(db.Model):
             "created_at": iso_utc(self.created_at),
             "edited_at": iso_utc(self.edited_at) if self.edited_at else None,
         }
+
+
+class Mention(db.Model):
+    """A message that names a user who may read its room as ``@username``.
+
+    Stored so that a sidebar counts each room's unread mentions (those after the member's
+    ``last_read_id``) with one indexed count, whatever the room's length.
+    """
+
+    __tablename__ = "mentions"
+    __table_args__ = (
+        Index("ix_mentions_user_id_room_id_message_id", "user_id", "room_id", "message_id"),
+    )
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))

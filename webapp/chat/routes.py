@@ -84,6 +84,33 @@ def index():
     return render_template("chat/index.html", rooms=rooms, all_rooms=True, next_after=next_after)
 
 
+@bp.get("/chat/sidebar")
+@login_required
+def sidebar():
+    """The viewer's sidebar: their rooms with unread and mention counts (a page re-reads it
+    after every reconnect)."""
+    rooms, more = services.room_list(_user())
+    if wants_json():
+        entries = [
+            {"room": e.room.name, "unread": e.unread, "mentions": e.mentions, "last_id": e.last_id}
+            for e in rooms
+        ]
+        return jsonify(ok=True, rooms=entries, more=more)
+    return render_template("chat/_room_list.html", rooms=rooms)
+
+
+@bp.post("/chat/read-all")
+@login_required
+def read_all():
+    """Mark every room of the viewer read ("Mark all read"); every page of theirs hears it."""
+    rooms = services.read_all(_user())
+    if wants_json():
+        return jsonify(ok=True, rooms=[room.name for room in rooms])
+    if is_htmx():
+        return "", 204
+    return redirect(url_for("chat.index"), 303)
+
+
 @bp.post("/chat/rooms")
 @login_required
 def create_room():
@@ -332,6 +359,15 @@ def members(name: str):
         return jsonify(ok=True, members=services.member_statuses(room))
     # The catch-up of the page's live member list passes ?after=: every member is sent.
     return render_template("chat/_members_catchup.html", members=services.members(room))
+
+
+@bp.get("/chat/<name>/mentions")
+@login_required
+def mention_choices(name: str):
+    """The room's members whose name starts with ?q= (JSON): what the composer offers after @."""
+    room = _room_or_404(name)
+    users = services.mention_choices(room, request.args.get("q", ""), exclude=_user())
+    return jsonify(ok=True, users=users)
 
 
 @bp.post("/chat/<name>/messages")

@@ -8,10 +8,11 @@ Presence itself lives in webapp/realtime/presence; the chat plugs into it with t
 import math
 import re
 import unicodedata
+from typing import NamedTuple
 
 from flask import current_app
 from flask_login import current_user
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import services as accounts
@@ -26,16 +27,20 @@ from ..realtime.connections.closing import close_user_sockets
 from ..realtime.models import StoredEvent
 from ..realtime.streams import StreamRefused
 from .broadcasts import (
+    ACTIVITY,
     MEMBER_LEFT,
+    MENTION,
     MESSAGE,
     MESSAGE_DELETED,
     MESSAGE_EDITED,
     PRESENCE,
+    ROOM,
     TYPING,
+    UNREAD,
     room_stream,
 )
-from .models import DIRECT, PRIVATE, PUBLIC, Member, Message, Room
-from .text import LONGEST, Unrenderable
+from .models import DIRECT, PRIVATE, PUBLIC, Member, Mention, Message, Room
+from .text import LONGEST, Unrenderable, mentions
 from .text import render as render_body
 
 GENERAL = "general"
@@ -56,6 +61,24 @@ class NotAllowed(ValidationError):
     """Something only a room's creator may do."""
 
     status = 403
+
+
+MENTION_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,32}")
+EXCERPT_MAX = 140  # characters of a message in a mention's notification
+
+
+class RoomEntry(NamedTuple):
+    """A room as one user's sidebar lists it: what they have not read there.
+
+    ``unread``: messages of others after their last read one; ``mentions``: those of them that
+    name the user; ``last_id``: the newest message counted, so that a page counts a message
+    that arrives live (``chat:activity``) only once.
+    """
+
+    room: Room
+    unread: int = 0
+    mentions: int = 0
+    last_id: int = 0
 
 
 class SlowDown(ValidationError):
@@ -119,12 +142,15 @@ def no_room(name) -> NotFound:
 
 
 def room_became_visible(room: Room, user_ids: set[int] | None) -> None:
-    """``room`` just became visible to these users (None: to everyone logged in).
-
-    Called after the commit wherever that happens: a public room created, a member added to a
-    private room, a direct conversation started or reopened. The live room list announces it
-    (``chat:room``); until that is wired here this does nothing.
-    """
+    """``room`` just became visible to these users (None: to everyone logged in), called after
+    the commit wherever that happens: a public room created, a member added to a private room,
+    a direct conversation started or reopened. Their sidebars list it (``chat:room``)."""
+    if room.is_direct and user_ids:
+        # Each of its two members sees it named after the other: one entry each.
+        for user_id in sorted(user_ids):
+            show_room(room, [user_id])
+        return
+    show_room(room, user_ids)
 
 
 def ensure_general() -> Room:
@@ -226,58 +252,108 @@ def create_room(name, creator: User | None = None, visibility=PUBLIC) -> Room:
     return room
 
 
-def _visible_to(user: User):
-    """The condition on a query of rooms outer-joined with ``user``'s Member rows: the rooms
-    ``user`` sees listed (public ones, and those they are a member of, but no closed direct
+def _visible_to():
+    """The condition on a query of rooms outer-joined with one user's Member rows: the rooms
+    they see listed (public ones, and those they are a member of, but no closed direct
     conversation)."""
     return or_(
         Room.visibility == PUBLIC, and_(Member.user_id.is_not(None), Member.closed.is_(False))
     )
 
 
-def label_direct(user: User, rooms) -> None:
+def label_direct(user: User | int, rooms) -> None:
     """Give each direct conversation in ``rooms`` its ``partner``: the member who is not
     ``user`` (what the room list and the room page call it). One query for them all."""
     direct = {room.id: room for room in rooms if room.is_direct}
     if not direct:
         return
-    query = select(Member).where(Member.room_id.in_(direct), Member.user_id != user.id)
+    user_id = user if isinstance(user, int) else user.id
+    query = select(Member).where(Member.room_id.in_(direct), Member.user_id != user_id)
     for member in db.session.scalars(query):
         direct[member.room_id].partner = member.user
 
 
-def rooms_with_unread(user: User, room_ids=None) -> list[tuple[Room, int]]:
+def show_room(room: Room, user_ids=None) -> None:
+    """Tell sidebars that ``room`` became visible: every logged-in user's (``user_ids`` None,
+    a new public room) or those users' (added to a private room, a new direct conversation).
+
+    Called after the commit that made it visible. For one user, their own counts (a direct
+    conversation shown again by a new message has it unread); otherwise nothing is unread yet.
+    """
+    if user_ids is not None:
+        user_ids = list(user_ids)
+        if not user_ids:
+            return
+    entry = RoomEntry(room, last_id=last_message_id(room))
+    if user_ids is not None and len(user_ids) == 1:
+        # One user (added, or a direct conversation shown again): their own counts.
+        entry = room_entry(user_ids[0], room)
+        label_direct(user_ids[0], [room])
+    ROOM.send(entry=entry, user_ids=user_ids)
+
+
+def rooms_with_unread(user: User, room_ids=None) -> list[RoomEntry]:
     """Rooms by name (those of ``room_ids``, else every one), with how many messages of
-    others ``user`` has not read there."""
+    others ``user`` has not read there and how many of those mention them (none in rooms
+    they are not a member of)."""
     ensure_general()
     read_what_is_shown(user)
+    entries = _entries(user.id, room_ids)
+    label_direct(user, [entry.room for entry in entries])
+    return entries
+
+
+def _entries(user_id: int, room_ids=None) -> list[RoomEntry]:
+    read = func.coalesce(Member.last_read_id, 0)
     unread = func.count(Message.id)
+    mentioned = (
+        select(func.count(Mention.message_id))
+        .join(Message, Message.id == Mention.message_id)
+        .where(
+            Member.user_id.is_not(None),
+            Mention.user_id == user_id,
+            Mention.room_id == Room.id,
+            Mention.message_id > read,
+            Message.deleted_at.is_(None),
+        )
+        .correlate(Room, Member)
+        .scalar_subquery()
+    )
+    newest = select(func.max(Message.id)).where(Message.room_id == Room.id)
+    newest = newest.correlate(Room).scalar_subquery()
     query = (
-        select(Room, unread)
-        .outerjoin(Member, and_(Member.room_id == Room.id, Member.user_id == user.id))
+        select(Room, unread, mentioned, newest)
+        .outerjoin(Member, and_(Member.room_id == Room.id, Member.user_id == user_id))
         .outerjoin(
             Message,
             and_(
-                # Unread counts are members': a public room one only looks at counts none.
+                # Unread counts are for members: a room one only looks into counts nothing.
                 Member.user_id.is_not(None),
                 Message.room_id == Room.id,
-                Message.id > func.coalesce(Member.last_read_id, 0),
-                Message.author_id != user.id,
+                Message.id > read,
+                Message.author_id != user_id,
                 Message.deleted_at.is_(None),
             ),
         )
-        .where(_visible_to(user))
-        .group_by(Room.id)
+        .where(_visible_to())
+        .group_by(Room.id, Member.room_id, Member.user_id, Member.last_read_id)
         .order_by(Room.name_key)
     )
     if room_ids is not None:
         query = query.where(Room.id.in_(room_ids))
-    found = [(room, count) for room, count in db.session.execute(query)]
-    label_direct(user, [room for room, _count in found])
-    return found
+    return [
+        RoomEntry(room, count, mention_count or 0, last_id or 0)
+        for room, count, mention_count, last_id in db.session.execute(query)
+    ]
 
 
-def room_list(user: User, current: Room | None = None) -> tuple[list[tuple[Room, int]], bool]:
+def room_entry(user_id: int, room: Room) -> RoomEntry:
+    """One room's entry in ``user_id``'s sidebar, as it stands in the database now."""
+    found = _entries(user_id, [room.id])
+    return found[0] if found else RoomEntry(room)
+
+
+def room_list(user: User, current: Room | None = None) -> tuple[list[RoomEntry], bool]:
     """The rooms a chat page lists, and whether there are others (the "All rooms" link).
 
     However many rooms exist, a page lists a bounded number: ``general``, the rooms ``user``
@@ -317,7 +393,7 @@ def room_list(user: User, current: Room | None = None) -> tuple[list[tuple[Room,
     return rooms_with_unread(user, [*listed, *active, *newest[:left]]), more
 
 
-def all_rooms(user: User, after, limit: int) -> tuple[list[tuple[Room, int]], str | None]:
+def all_rooms(user: User, after, limit: int) -> tuple[list[RoomEntry], str | None]:
     """One page of every room by name, after the room named ``after``; and the name the next
     page starts after (None on the last page)."""
     mine = select(Member.room_id).where(Member.user_id == user.id)
@@ -564,9 +640,44 @@ def mark_read(user: User | int, room: Room | str) -> Member | None:
     member = db.session.get(Member, (room.id, user_id))
     if member is None:
         return None
-    member.last_read_id = last_message_id(room)
+    before, last_id = member.last_read_id, last_message_id(room)
+    member.last_read_id = last_id
     db.session.commit()
+    if last_id > before:
+        _tell_read(user_id, room, last_id)
     return member
+
+
+def _tell_read(user_id: int, room: Room, last_id: int) -> None:
+    """Every page of the user: nothing is unread in ``room`` up to ``last_id`` any more."""
+    UNREAD.send(entry=RoomEntry(room, last_id=last_id), user_id=user_id)
+
+
+def read_all(user: User) -> list[Room]:
+    """Everything in every room of ``user`` counts as read ("Mark all read"); the rooms that
+    had something unread, each told to every page of theirs."""
+    newest = (
+        select(Member.room_id, func.max(Message.id))
+        .join(Message, Message.room_id == Member.room_id)
+        .where(Member.user_id == user.id)
+        .group_by(Member.room_id, Member.last_read_id)
+        .having(func.max(Message.id) > Member.last_read_id)
+    )
+    behind = dict(db.session.execute(newest).all())
+    # Never back: another tab may have read further meanwhile (SQLite's max() of two values
+    # is PostgreSQL's greatest()).
+    larger = func.max if db.engine.dialect.name == "sqlite" else func.greatest
+    for room_id, last_id in behind.items():
+        db.session.execute(
+            update(Member)
+            .where(Member.room_id == room_id, Member.user_id == user.id)
+            .values(last_read_id=larger(Member.last_read_id, last_id))
+        )
+    db.session.commit()
+    rooms = list(db.session.scalars(select(Room).where(Room.id.in_(behind))))
+    for room in rooms:
+        _tell_read(user.id, room, behind[room.id])
+    return rooms
 
 
 def read_what_is_shown(user: User) -> None:
@@ -650,6 +761,10 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
         try:
             db.session.flush()  # the INSERT: the message has its id for its event
             event = MESSAGE.record(message=message)
+            named = _record_mentions(message, room, user)
+            # Read before the commit expires them: after it, each would be a query again.
+            activity = {"room": room.name, "id": message.id, "author": user.username}
+            room_id, room_key = room.id, room.name_key
             db.session.commit()
             break
         except IntegrityError:
@@ -661,6 +776,9 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
             if attempt:
                 raise
     outbox.publish(event)
+    _tell_members(activity, room_id, room_key)
+    if named:
+        _tell_mentioned(message, room, named)
     if reopened:
         room_became_visible(room, reopened)
     return message, True
@@ -676,6 +794,66 @@ def _reopen_direct(room: Room) -> set[int]:
     if closed:
         db.session.execute(update(Member).where(Member.room_id == room.id).values(closed=False))
     return closed
+
+
+def _record_mentions(message: Message, room: Room, author: User) -> list[User]:
+    """Store whom ``message`` mentions (in its transaction): the named users who may read the
+    room, other than its author, at most ``CHAT_MENTIONS_MAX``. A name of someone who cannot
+    read the room notifies nobody."""
+    names = mentions(message.body)
+    if not names:
+        return []
+    limit = current_app.config["CHAT_MENTIONS_MAX"]
+    query = select(User).where(User.username_key.in_(sorted(names)[: limit * 2]))
+    named = [
+        other
+        for other in db.session.scalars(query.order_by(User.username_key))
+        if other.id != author.id and can_read_room(other, room)
+    ][:limit]
+    if named:
+        db.session.execute(
+            insert(Mention),
+            [{"message_id": message.id, "user_id": u.id, "room_id": room.id} for u in named],
+        )
+    return named
+
+
+def _tell_members(activity: dict, room_id: int, room_key: str) -> None:
+    """After the commit: one ``chat:activity`` to every member of the room (one emit, data
+    only), which the sockets showing the room do not get (they have ``chat:message``)."""
+    member_ids = list(db.session.scalars(select(Member.user_id).where(Member.room_id == room_id)))
+    ACTIVITY.send(activity=activity, room_key=room_key, member_ids=member_ids)
+
+
+def _tell_mentioned(message: Message, room: Room, named: list[User]) -> None:
+    """After the commit: to each user the message names, their own counts (``chat:unread``)
+    and the mention itself (``chat:mention``)."""
+    excerpt = " ".join(message.body.split())
+    if len(excerpt) > EXCERPT_MAX:
+        excerpt = excerpt[: EXCERPT_MAX - 1] + "…"
+    for other in named:
+        entry = room_entry(other.id, room)
+        # Their counts changed (chat:unread), and why (chat:mention, for a notification).
+        UNREAD.send(entry=entry, user_id=other.id)
+        MENTION.send(message=message, entry=entry, user_id=other.id, excerpt=excerpt)
+
+
+def mention_choices(room: Room, prefix, exclude: User | None = None) -> list[str]:
+    """Usernames of the room's members that start with ``prefix`` (any case), by name, at most
+    ``CHAT_MENTION_CHOICES_MAX``: what the composer offers after "@"."""
+    if not isinstance(prefix, str) or not MENTION_PREFIX.fullmatch(prefix):
+        return []
+    pattern = prefix.lower().replace("_", "\\_") + "%"  # "_" is a wildcard of LIKE
+    query = (
+        select(User.username)
+        .join(Member, Member.user_id == User.id)
+        .where(Member.room_id == room.id, User.username_key.like(pattern, escape="\\"))
+        .order_by(User.username_key)
+        .limit(current_app.config["CHAT_MENTION_CHOICES_MAX"] + 1)
+    )
+    if exclude is not None:
+        query = query.where(User.id != exclude.id)
+    return list(db.session.scalars(query))[: current_app.config["CHAT_MENTION_CHOICES_MAX"]]
 
 
 def _flood_wait(user: User) -> int:

@@ -4,6 +4,11 @@ Raw HTML is text, never markup. What comes out is held to an allow-list (``ALLOW
 handful of formatting tags, and links to http(s) and mailto only, each opening in a new tab
 that cannot reach back. Bare links are found by linkify-it-py: ``https://...`` and ``www....``,
 not every word that happens to end in a country code ("app.py").
+
+``@username`` (a word of 3 to 32 letters, digits, "_" or "-" after a space, a line start or a
+punctuation mark, not inside code or a link) becomes ``<span class="mention"
+data-mention="username">``: the same for every viewer; the page marks the viewer's own.
+:func:`mentions` lists the names a text mentions, by the same parser.
 """
 
 import functools
@@ -12,6 +17,7 @@ import re
 
 from linkify_it import LinkifyIt
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml as escape_html
 from markupsafe import Markup
 
 log = logging.getLogger(__name__)
@@ -28,9 +34,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "ol": frozenset({"start"}),
     "a": frozenset({"href", "rel", "target"}),
+    "span": frozenset({"class", "data-mention"}),
 }
 LINK_ATTRS = {"rel": "noopener noreferrer nofollow", "target": "_blank"}
 SAFE_LINK = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
+MENTION = re.compile(r"@([A-Za-z0-9_-]{3,32})(?![A-Za-z0-9_-])")
+# What may come just before "@": an e-mail address ("bob@example.com") is no mention.
+MENTION_AFTER = re.compile(r"[A-Za-z0-9_\-.@/]")
 
 
 class Unrenderable(ValueError):
@@ -90,6 +100,29 @@ def _allow_list(state) -> None:
             raise Unrenderable(f"<{token.tag}> with {sorted(token.attrs)} is not allowed")
 
 
+def _mention(state, silent: bool) -> bool:
+    """The inline rule of ``@username``."""
+    pos = state.pos
+    if state.linkLevel > 0:  # a link's text: it already goes somewhere
+        return False
+    if state.src[pos] != "@" or (pos > 0 and MENTION_AFTER.match(state.src[pos - 1])):
+        return False
+    found = MENTION.match(state.src, pos, state.posMax)
+    if found is None:
+        return False
+    if not silent:
+        token = state.push("mention", "span", 0)
+        token.attrs = {"class": "mention", "data-mention": found.group(1)}
+        token.content = found.group(0)
+    state.pos = found.end()
+    return True
+
+
+def _render_mention(renderer, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    return f"<span{renderer.renderAttrs(token)}>{escape_html(token.content)}</span>"
+
+
 def _markdown() -> MarkdownIt:
     md = MarkdownIt(
         "commonmark",
@@ -102,6 +135,8 @@ def _markdown() -> MarkdownIt:
         ["heading", "lheading", "hr", "code", "reference", "html_block"]
         + ["html_inline", "image", "entity"]
     )
+    md.inline.ruler.before("linkify", "mention", _mention)
+    md.add_render_rule("mention", _render_mention)
     md.linkify = _Links()
     md.validateLink = lambda url: bool(SAFE_LINK.match(url))
     md.core.ruler.push("allow_list", _allow_list)
@@ -127,6 +162,20 @@ def render(text: str) -> Markup:
     except Exception as error:  # a fault of the renderer: this text is refused, not the page
         raise Unrenderable(f"{type(error).__name__}: {error}") from error
     return Markup(html.rstrip("\n"))
+
+
+@functools.lru_cache(maxsize=1024)
+def mentions(text: str) -> frozenset[str]:
+    """The lower-case usernames ``text`` mentions as ``@username`` (as rendered: not in code)."""
+    if not isinstance(text, str) or "@" not in text or len(text) > LONGEST:
+        return frozenset()
+    try:
+        tokens = _md.parse(text)
+    except Unrenderable:  # refused before it is stored: it never reaches here from a message
+        return frozenset()
+    return frozenset(
+        token.attrs["data-mention"].lower() for token in _walk(tokens) if token.type == "mention"
+    )
 
 
 # Messages already logged as unrenderable; one line each (per process) is enough to find them.

@@ -35,14 +35,17 @@ def render_fragment(template: str, **context: Any) -> str:
         return render_template(template, **context)
 
 
-def broadcast(event: str, data: dict[str, Any], html: str, to: str | None = None) -> None:
-    """Send ``event`` with ``data`` and its rendered ``html`` to everyone (or a room)."""
+def broadcast(
+    event: str, data: dict[str, Any], html: str, to: str | list[str] | None = None
+) -> None:
+    """Send ``event`` with ``data`` and its rendered ``html`` to everyone (or a room, or rooms:
+    each socket gets it once)."""
     payload = dict(data)
     payload["html"] = html
     socketio.emit(event, payload, to=to)
 
 
-def notify(event: str, data: dict[str, Any], to: str | None = None) -> None:
+def notify(event: str, data: dict[str, Any], to: str | list[str] | None = None) -> None:
     """Send a data-only ``event`` (no page changes with it), e.g. development reloads."""
     socketio.emit(event, dict(data), to=to)
 

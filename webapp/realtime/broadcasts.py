@@ -5,14 +5,15 @@ the Socket.IO room it goes to, its data fields and the fragment rendered once fo
 the way a model's broadcasts are declared in turbo-rails. Services call :meth:`Broadcast.record`
 before their commit (numbered events, stored by the outbox in the change's transaction) and
 :func:`outbox.publish` after it, or :meth:`Broadcast.send` after the commit for the events that
-are not numbered (presence, typing).
+are not numbered (presence, typing). An event that changes no page by itself (``template`` None)
+is sent with its data fields only.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import broadcast, outbox, render_fragment
+from . import broadcast, notify, outbox, render_fragment
 
 
 def _nowhere(**subject: Any) -> None:
@@ -22,7 +23,8 @@ def _nowhere(**subject: Any) -> None:
 @dataclass(frozen=True)
 class Broadcast:
     name: str
-    template: str
+    # The fragment every receiver gets as ``html``; None: data fields only (the page decides).
+    template: str | None
     # The data fields from the subject (keyword arguments of record/send).
     fields: Callable[..., dict[str, Any]]
     # The template's context from the subject (default: the subject itself).
@@ -52,4 +54,9 @@ class Broadcast:
         """Send an event that is not numbered (call it after the commit)."""
         if self.stream is not None:
             raise TypeError(f"{self.name} is numbered: record() it before the commit")
-        broadcast(self.name, self.fields(**subject), self.render(**subject), to=self.to(**subject))
+        to = self.to(**subject)
+        if isinstance(to, list) and not to:
+            return  # nobody to tell (an empty list of rooms would mean every socket)
+        if self.template is None:
+            return notify(self.name, self.fields(**subject), to=to)
+        broadcast(self.name, self.fields(**subject), self.render(**subject), to=to)

@@ -1,6 +1,7 @@
 """The app's one Socket.IO connect and disconnect handler.
 
-Anonymous sockets may connect (they watch the table); a logged-in one is entered in presence.
+Anonymous sockets may connect (they watch the table); a logged-in one joins its user's channel
+and the channel of every logged-in socket (webapp/realtime/users.py), and is entered in presence.
 Every socket, anonymous or not, counts against its address's connection rate limit. Closing
 sockets is in :mod:`.closing`.
 """
@@ -9,11 +10,12 @@ import logging
 
 from flask import request
 from flask_login import current_user
-from flask_socketio import ConnectionRefusedError
+from flask_socketio import ConnectionRefusedError, join_room
 
 from ...extensions import db, socketio
 from ...ratelimits import client_address, hit
 from .. import presence
+from ..users import LOGGED_IN, user_channel
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,11 @@ def on_connect(*auth):
             f"The server is busy. Try again in {SERVER_BUSY_WAIT} seconds."
         ) from None
     if logged_in:
+        user = current_user._get_current_object()
+        # Before presence, which may fail: the socket hears its user's events all the same.
+        join_room(user_channel(user.id))
+        join_room(LOGGED_IN)
         try:
-            user = current_user._get_current_object()
             presence.connected(request.sid, user, auth[0] if auth else None)
         except Exception:  # the presence store is down: the socket still works
             db.session.rollback()

@@ -31,6 +31,7 @@ import socketio
 from ... import redis_client
 from ...config import QUEUE_SCHEMES
 from .pinned import Pinned, check
+from .rooms import ExceptRooms, LocalManager
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,12 @@ def client_manager(
     channel: str,
     on_subscribed: Callable[[], None] | None = None,
     on_received: Callable[[dict], None] | None = None,
-) -> socketio.Manager | None:
-    """The Socket.IO client manager for ``url``; None without a queue (one process)."""
+) -> socketio.Manager:
+    """The Socket.IO client manager for ``url``; without a queue, the one of a single process.
+
+    Each of them takes lists of rooms with some left out (:mod:`.rooms`)."""
     if not url:
-        return None
+        return LocalManager()
     check(PINNED)
     hooks = {"on_subscribed": on_subscribed, "on_received": on_received}
     if url.startswith(("redis://", "rediss://")):
@@ -136,7 +139,7 @@ class _Resubscribing:
             delay = min(delay * 2, self.retry_max)
 
 
-class RedisRelay(_Resubscribing, socketio.RedisManager):
+class RedisRelay(_Resubscribing, ExceptRooms, socketio.RedisManager):
     """Redis pub/sub relay whose listener recovers within seconds of Redis coming back."""
 
     @classmethod
@@ -178,7 +181,7 @@ class RedisRelay(_Resubscribing, socketio.RedisManager):
         return self._retrying(self._listen_once)
 
 
-class AmqpRelay(_Resubscribing, socketio.KombuManager):
+class AmqpRelay(_Resubscribing, ExceptRooms, socketio.KombuManager):
     """RabbitMQ (AMQP) relay with bounded publishing and a listener that recovers."""
 
     HEARTBEAT = 10
