@@ -74,14 +74,14 @@ def test_a_message_elsewhere_raises_the_badge_and_title_live_and_reading_clears_
     alice.send("second")
     for tab in (bob, other):
         expect(tab.unread(room)).to_have_text("2")
-        expect(tab.page).to_have_title(re.compile(r"^\(2\) #general"))
+        expect(tab.page).to_have_title(re.compile(r"^\(2\) # general"))
     expect(bob.unread("general")).to_have_count(0)
 
     # bob reads the room in one tab: the other tab's badge and title clear.
     bob.switch_to(room)
     bob.wait_count(2)
     expect(other.unread(room)).to_have_count(0)
-    expect(other.page).to_have_title(re.compile(r"^#general"))
+    expect(other.page).to_have_title(re.compile(r"^# general"))
     expect(bob.room_link(room)).to_have_attribute("aria-current", "page")
 
     # While its socket is away nothing arrives; once back, the sidebar is read again.
@@ -105,7 +105,7 @@ def test_mark_all_read_clears_every_badge(chat_server, new_page):
     expect(bob.unread(room)).to_have_text("1")
     bob.page.get_by_role("button", name="Mark all read").click()
     expect(bob.unread(room)).to_have_count(0)
-    expect(bob.page).to_have_title(re.compile(r"^#general"))
+    expect(bob.page).to_have_title(re.compile(r"^# general"))
     bob.page.reload()
     expect(bob.unread(room)).to_have_count(0)
     assert_no_console_errors(alice.page, bob.page)

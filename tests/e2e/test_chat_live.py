@@ -78,8 +78,13 @@ def test_two_users_talk_see_presence_and_typing_and_others_hear_nothing(live_ser
     assert 'data-user="alice" data-status="offline"' in page
     assert 'data-user="bob" data-status="online"' in page
 
-    # carol, in another room, heard nothing of general: only her own arrival in random.
-    assert all(d.get("user") == "carol" for _, d in carol_socket.events), carol_socket.events
+    # carol, in another room, heard nothing of general but that something new is there (her
+    # sidebar's chat:activity, as a member of general): only her own arrival in random.
+    heard = [(e, d) for e, d in carol_socket.events if e != "chat:activity"]
+    assert all(d.get("user") == "carol" for _, d in heard), carol_socket.events
+    assert all(
+        set(d) == {"room", "id", "author"} for e, d in carol_socket.events if e == "chat:activity"
+    )
     bob_socket.disconnect()
     carol_socket.disconnect()
 

@@ -19,7 +19,8 @@ def test_the_user_channel_reaches_every_tab_on_every_worker_and_nobody_else(clus
     web = cluster("redis").start_host(workers=2)
     alice, bob, carol = (logged_in(web.url, name) for name in ("alice", "bob", "carol"))
     assert alice.post("/chat/rooms", {"name": "design"}).status_code == 201
-    bob.load("/chat/design")  # bob is a member of design (and of general)
+    bob.load("/chat/design")
+    assert bob.post("/chat/design/join", {}).ok  # bob is a member of design (and of general)
     bob.load("/chat/general")
     carol.load("/chat/general")  # carol is not
 
