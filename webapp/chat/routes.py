@@ -147,9 +147,10 @@ def _location(url: str) -> dict:
     return {"path": url, "target": "#chat-page", "select": "#chat-page", "swap": "outerHTML"}
 
 
-def _go_to(room, status: int = 200, **data):
-    """The answer to a change the viewer made to ``room``: JSON, or open its page again."""
-    url = url_for("chat.room", name=room.name)
+def _go_to(room, status: int = 200, page: str | None = None, **data):
+    """The answer to a change the viewer made to ``room``: JSON, or open its page again (or
+    the page of the room called ``page``)."""
+    url = url_for("chat.room", name=page or room.name)
     if wants_json():
         return jsonify(ok=True, room=room.name, **data), status
     if is_htmx():
@@ -176,14 +177,14 @@ def _refused(room, error: ValidationError, **form):
     return html, status, headers
 
 
-def _room_action(name: str, action, **form):
+def _room_action(name: str, action, page: str | None = None, **form):
     """Run ``action(user, room)`` on a room the viewer may see; answer as _go_to/_refused."""
     room = _room_or_404(name)
     try:
         action(_user(), room)
     except (NotFound, ValidationError) as error:
         return _refused(room, error, **form)
-    return _go_to(room)
+    return _go_to(room, page=page)
 
 
 @bp.post("/chat/<name>/join")
@@ -197,18 +198,8 @@ def join(name: str):
 @login_required
 def leave(name: str):
     """Stop being a member of a room; a direct conversation is closed instead."""
-    room = _room_or_404(name)
-    try:
-        services.leave(_user(), room)
-    except (NotFound, ValidationError) as error:
-        return _refused(room, error)
-    if wants_json():
-        return jsonify(ok=True, room=room.name)
-    # A private room is gone for the viewer now: back to the room list.
-    url = url_for("chat.room", name=services.GENERAL)
-    if is_htmx():
-        return "", 200, {"HX-Location": json.dumps(_location(url))}
-    return redirect(url, 303)
+    # A private room is gone for the viewer now: back to general.
+    return _room_action(name, services.leave, page=services.GENERAL)
 
 
 @bp.post("/chat/<name>/members")

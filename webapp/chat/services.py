@@ -190,6 +190,12 @@ def can_read_room(user, room: Room) -> bool:
     return room.is_public or is_member(user, room)
 
 
+def check_readable(user, room: Room) -> None:
+    """NotFound, as for a room that does not exist, unless ``user`` may read ``room``."""
+    if not can_read_room(user, room):
+        raise no_room(room.name)
+
+
 def readable_room(user, name) -> Room:
     """The room called ``name`` when ``user`` may read it; for a room they may not see, the
     same NotFound as for one that does not exist (a malformed name: ValidationError)."""
@@ -284,11 +290,12 @@ def show_room(room: Room, user_ids=None) -> None:
         user_ids = list(user_ids)
         if not user_ids:
             return
-    entry = RoomEntry(room, last_id=last_message_id(room))
     if user_ids is not None and len(user_ids) == 1:
         # One user (added, or a direct conversation shown again): their own counts.
         entry = room_entry(user_ids[0], room)
         label_direct(user_ids[0], [room])
+    else:
+        entry = RoomEntry(room, last_id=last_message_id(room))
     ROOM.send(entry=entry, user_ids=user_ids)
 
 
@@ -426,8 +433,7 @@ def join(user: User, room: Room) -> Member:
     A room they may not see: NotFound, as for one that does not exist. A new member never
     finds the history from before they came unread.
     """
-    if not can_read_room(user, room):
-        raise no_room(room.name)
+    check_readable(user, room)
     member = db.session.get(Member, (room.id, user.id))
     if member is not None:
         return member
@@ -462,8 +468,7 @@ def join_general(user: User) -> None:
 
 def leave(user: User, room: Room) -> None:
     """``user`` stops being a member of ``room`` (a direct conversation: it is closed)."""
-    if not can_read_room(user, room):
-        raise no_room(room.name)
+    check_readable(user, room)
     if room.name_key == GENERAL:
         raise ValidationError("Everyone is a member of general: it cannot be left.")
     if room.is_direct:
@@ -495,8 +500,7 @@ def _creator_only(user: User, room: Room, what: str) -> None:
 
 def add_member(user: User, room: Room, username) -> User:
     """``user``, a member of the private ``room``, adds the user called ``username``."""
-    if not can_read_room(user, room):
-        raise no_room(room.name)
+    check_readable(user, room)
     if room.is_direct:
         raise ValidationError("A direct conversation has exactly two members.")
     if room.is_public:
@@ -520,8 +524,7 @@ def add_member(user: User, room: Room, username) -> User:
 
 def remove_member(user: User, room: Room, username) -> None:
     """The creator of ``room`` removes a member (removing oneself is leaving)."""
-    if not can_read_room(user, room):
-        raise no_room(room.name)
+    check_readable(user, room)
     _creator_only(user, room, "remove members of")
     name = username.strip() if isinstance(username, str) else ""
     other = accounts.find_user(name) if NAME_PATTERN.fullmatch(name) else None
@@ -532,8 +535,7 @@ def remove_member(user: User, room: Room, username) -> None:
 
 def rename_room(user: User, room: Room, name) -> Room:
     """The creator gives ``room`` a new name (and so a new address and stream)."""
-    if not can_read_room(user, room):
-        raise no_room(room.name)
+    check_readable(user, room)
     _creator_only(user, room, "rename")
     name = check_room_name(name)
     if name.lower() != room.name_key:
@@ -556,8 +558,7 @@ def rename_room(user: User, room: Room, name) -> Room:
 
 def archive_room(user: User, room: Room) -> Room:
     """The creator archives ``room``: it stays readable, nobody posts to it any more."""
-    if not can_read_room(user, room):
-        raise no_room(room.name)
+    check_readable(user, room)
     _creator_only(user, room, "archive")
     if room.archived_at is None:
         room.archived_at = utcnow()
@@ -732,8 +733,7 @@ def post_message(user: User, room: Room, body, client_id=None) -> tuple[Message,
 
     Only members post, and not in an archived room; a room ``user`` may not see is NotFound.
     """
-    if not can_read_room(user, room):
-        raise no_room(room.name)
+    check_readable(user, room)
     check_can_post(user, room)
     text = check_body(body)
     client_id = check_client_id(client_id)
@@ -910,8 +910,7 @@ def delete_message(user: User, message_id) -> None:
 
 def typing(user: User, room: Room) -> bool:
     """Tell the room that ``user`` is typing; at most once a second per user and room."""
-    if not can_read_room(user, room):
-        raise no_room(room.name)
+    check_readable(user, room)
     check_can_post(user, room)
     if not presence.store().throttle(f"typing:{user.id}:{room.id}", TYPING_INTERVAL):
         return False
