@@ -164,14 +164,20 @@ function listen(client, index, scenario) {
   });
 }
 
-async function connectClients({ n, concurrency = 16, scenario = "table", sessions = null, page = "/" }) {
+/** N clients, each a session that ``open(i)`` gives with its page loaded, and its socket. */
+async function connectClients({ n, concurrency = 16, scenario = "table", sessions = null, page = "/", open = null }) {
   const started = performance.now();
   let failed = 0;
   const errors = new Set();
   const made = await pool(n, concurrency, async (i) => {
     try {
-      const session = sessions ? sessions[i % sessions.length] : new Session();
-      await session.load(page);
+      let session;
+      if (open) {
+        session = await open(i);
+      } else {
+        session = sessions ? sessions[i % sessions.length] : new Session();
+        await session.load(page);
+      }
       const socket = await openSocket(session);
       return { session, socket };
     } catch (error) {
@@ -312,7 +318,12 @@ async function chatConnect({ n, users = 20, room, password = "bench-password-1" 
   scenarios.chat.room = room;
   scenarios.chat.senders = sessions.length;
   const result = await connectClients({ n, scenario: "chat", sessions, page: `/chat/${room}` });
-  // Like chat.js: a join the server was too busy for ({ok: false, retry: true}) is sent again.
+  return { ...result, joined: await joinAll(room) };
+}
+
+/** Every client's socket joins ``room``. Like chat.js: a join the server was too busy for
+ * ({ok: false, retry: true}) is sent again. How many joined. */
+async function joinAll(room) {
   const joins = await pool(clients.length, 32, async (i) => {
     for (let attempt = 0; attempt < 5; attempt++) {
       const ack = await clients[i].socket.timeout(30000).emitWithAck("chat:join", { room })
@@ -323,51 +334,27 @@ async function chatConnect({ n, users = 20, room, password = "bench-password-1" 
     }
     return false;
   });
-  return { ...result, joined: joins.filter(Boolean).length };
+  return joins.filter(Boolean).length;
 }
 
 /** Members scenario set-up: N seeded accounts (bench/seed.py) log in, open the room, join it. */
 async function membersConnect({ n, room, senders = 20, password = "bench-password-1", concurrency = 16 }) {
-  const started = performance.now();
-  let failed = 0;
-  const errors = new Set();
-  const made = await pool(n, concurrency, async (i) => {
-    try {
+  scenarios.members.room = room;
+  const result = await connectClients({
+    n,
+    concurrency,
+    scenario: "members",
+    open: async (i) => {
       const session = new Session();
       await session.load("/login");
       const res = await session.post("/login", { username: `${room}_${i}`, password });
       if (res.status >= 400) throw new Error(`POST /login answered ${res.status}`);
       await session.load(`/chat/${room}`);
-      const socket = await openSocket(session);
-      return { session, socket };
-    } catch (error) {
-      failed++;
-      errors.add(String(error.message || error));
-      return null;
-    }
+      return session;
+    },
   });
-  clients = made.filter(Boolean);
-  clients.forEach((client, index) => listen(client, index, scenarios.members));
-  sender = clients[0]?.session || new Session();
-  scenarios.members.room = room;
   scenarios.members.senders = Math.max(1, Math.min(senders, clients.length));
-  const joins = await pool(clients.length, 32, async (i) => {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const ack = await clients[i].socket.timeout(30000).emitWithAck("chat:join", { room })
-        .catch(() => null);
-      if (ack?.ok) return true;
-      if (ack && !ack.retry) return false;
-      await sleep(1000 + Math.random() * 2000);
-    }
-    return false;
-  });
-  return {
-    connected: clients.length,
-    failed,
-    errors: [...errors].slice(0, 5),
-    seconds: (performance.now() - started) / 1000,
-    joined: joins.filter(Boolean).length,
-  };
+  return { ...result, joined: await joinAll(room) };
 }
 
 async function disconnect() {
